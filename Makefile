@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup lint typecheck pytest wheel-check test demo bench emulator clean
+
+# Builds .venv from nothing when missing; reuses it (and skips pip) when pyproject/constraints did not change.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+wheel-check: setup
+	$(BIN)/python scripts/check_wheel.py
+
+test: lint typecheck pytest wheel-check
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+# Start the bundled emulator by hand: `make emulator API_KEY=my-key`
+API_KEY ?= local-dev-key
+emulator: setup
+	$(BIN)/python -m airflow_provider_retell.emulator --host 127.0.0.1 --port 8765 --api-key $(API_KEY)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,506 @@
+"""RetellHook: the only place that talks HTTP to Retell."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_retell import __version__
+from airflow_provider_retell.exceptions import (
+    PERMANENT_STATUSES,
+    RetellAPIError,
+    RetellInputError,
+    RetellPermanentError,
+)
+from airflow_provider_retell.models import (
+    Agent,
+    BaseModelT,
+    BatchTest,
+    Page,
+    TestableEngine,
+    TestCaseDefinition,
+    TestRun,
+    engine_query,
+    parse_engine_input,
+    parse_response,
+)
+from airflow_provider_retell.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+DEFAULT_BASE_URL = "https://api.retellai.com"
+MAX_TEST_CASE_DEFINITION_IDS = 200
+#: How far Retell's clock may lag ours when matching an ambiguous create to its batch.
+CREATE_CLOCK_SKEW_SECONDS = 120.0
+_CREATE_PATH = "/create-batch-test"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _number(extra: dict[str, Any], key: str, default: float, *, conn_id: str, integer: bool = False) -> Any:
+    value = extra.get(key, default)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0 or isinstance(value, bool):
+        kind = "a non-negative integer" if integer else "a non-negative number"
+        raise RetellInputError(f"Connection {conn_id!r}: extra {key!r} must be {kind}, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class RetellConnectionSettings:
+    """What a Retell connection resolves to; the key is kept out of ``repr``."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = 60.0
+    connect_timeout: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> RetellConnectionSettings:
+        conn_id = conn.conn_id
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise RetellInputError(
+                f"Connection {conn_id!r} has no API key: put the Retell API key in its password ('API Key')"
+            )
+        mask_secret(api_key)
+        extra = conn.extra_dejson
+        host = (conn.host or "").strip()
+        if not host:
+            base_url = DEFAULT_BASE_URL
+        elif "://" in host:
+            base_url = host.rstrip("/")
+        else:
+            base_url = f"https://{host}" + (f":{conn.port}" if conn.port else "")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RetellInputError(f"Connection {conn_id!r}: host {host!r} is not an http(s) base URL")
+        insecure_ok = str(extra.get("allow_insecure_http", False)).lower() in ("true", "1", "yes")
+        if parts.scheme == "http" and not (_is_loopback(parts.hostname) or insecure_ok):
+            raise RetellInputError(
+                f"Connection {conn_id!r}: host {base_url!r} uses http:// to a non-loopback host, which "
+                "would send the API key in clear text; use https:// or set extra allow_insecure_http: true"
+            )
+        return cls(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=_number(extra, "timeout", 60.0, conn_id=conn_id),
+            connect_timeout=_number(extra, "connect_timeout", 5.0, conn_id=conn_id),
+            retry=RetryPolicy(
+                max_retries=_number(extra, "max_retries", 3, conn_id=conn_id, integer=True),
+                max_wait=_number(extra, "max_retry_wait", 60.0, conn_id=conn_id),
+            ),
+        )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "headers": {
+                "Authorization": f"Bearer {self.api_key}",
+                "User-Agent": f"airflow-provider-retell/{__version__}",
+            },
+            "timeout": httpx.Timeout(self.timeout, connect=self.connect_timeout),
+            "follow_redirects": False,
+        }
+
+
+class _SharedAsyncClients:
+    """One ``AsyncClient`` per event loop and connection, shared by every trigger in a triggerer.
+
+    A triggerer runs hundreds of triggers on one loop; sharing the pool keeps the number of sockets
+    bounded by ``limits`` instead of growing with the number of waiting tasks.
+    """
+
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, RetellConnectionSettings], tuple[httpx.AsyncClient, int]] = {}
+
+    def acquire(self, settings: RetellConnectionSettings) -> httpx.AsyncClient:
+        key = (id(asyncio.get_running_loop()), settings)
+        client, users = self._clients.get(key) or (None, 0)
+        if client is None or client.is_closed:
+            client, users = httpx.AsyncClient(limits=self.limits, **settings.client_kwargs()), 0
+        self._clients[key] = (client, users + 1)
+        return client
+
+    async def release(self, settings: RetellConnectionSettings) -> None:
+        key = (id(asyncio.get_running_loop()), settings)
+        client, users = self._clients.get(key) or (None, 0)
+        if client is None:
+            return
+        if users > 1:
+            self._clients[key] = (client, users - 1)
+            return
+        del self._clients[key]
+        await client.aclose()
+
+
+_ASYNC_CLIENTS = _SharedAsyncClients()
+
+
+def _raise_for_reply(response: httpx.Response, method: str, path: str) -> Any:
+    """Return the JSON body of a success, or raise the ``RetellError`` that the status means."""
+    status = response.status_code
+    if response.is_success:
+        if status == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise RetellAPIError(
+                "the reply is not valid JSON", status_code=status, method=method, path=path
+            ) from None
+    try:
+        body = response.json()
+        message = str(body.get("message") or body) if isinstance(body, dict) else str(body)
+    except ValueError:
+        message = response.text[:200] or response.reason_phrase
+    retry_after = None
+    if header := response.headers.get("Retry-After"):
+        try:
+            retry_after = float(header)
+        except ValueError:
+            retry_after = None
+    error_cls = RetellPermanentError if status in PERMANENT_STATUSES else RetellAPIError
+    raise error_cls(message, status_code=status, method=method, path=path, retry_after=retry_after)
+
+
+def _transport_error(exc: httpx.TransportError, method: str, path: str) -> RetellAPIError:
+    return RetellAPIError(f"{type(exc).__name__}: {exc or 'no reply'}", method=method, path=path)
+
+
+def _create_was_sent(exc: BaseException) -> bool:
+    """Could Retell have created the batch although we saw an error? Then we must not re-send blind."""
+    if not isinstance(exc, RetellAPIError) or exc.status_code == 429:
+        return False
+    if exc.status_code is None:
+        cause = exc.__cause__
+        return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return exc.status_code >= 500 or exc.status_code == 408 or 200 <= exc.status_code < 300
+
+
+def validate_ids(ids: Any, *, argument: str = "test_case_definition_ids") -> list[str]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise RetellInputError(f"{argument} must be a list of test case definition id strings, got {ids!r}")
+    ids = list(ids)
+    if not ids:
+        raise RetellInputError(f"{argument} is empty: give at least one id, or None to run them all")
+    if len(ids) > MAX_TEST_CASE_DEFINITION_IDS:
+        raise RetellInputError(
+            f"{argument} has {len(ids)} ids; Retell runs at most {MAX_TEST_CASE_DEFINITION_IDS} per batch"
+        )
+    bad = [i for i in ids if not isinstance(i, str) or not i.strip()]
+    if bad:
+        raise RetellInputError(f"{argument} must hold non-empty strings, got {bad[:5]!r}")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise RetellInputError(f"{argument} has duplicates: {duplicates[:10]!r}")
+    return ids
+
+
+def _create_body(engine: TestableEngine, ids: Sequence[str]) -> dict[str, Any]:
+    return {"response_engine": engine.model_dump(exclude_none=True), "test_case_definition_ids": validate_ids(ids)}
+
+
+def _matches(batch: BatchTest, engine: TestableEngine, count: int, submitted_at: float) -> bool:
+    same_engine = batch.response_engine.model_dump(include={"type", "llm_id", "conversation_flow_id"})
+    wanted = engine.model_dump(include={"type", "llm_id", "conversation_flow_id"})
+    version_ok = engine.version is None or getattr(batch.response_engine, "version", None) == engine.version
+    return (
+        same_engine == wanted
+        and version_ok
+        and batch.total_count == count
+        and batch.creation_timestamp >= (submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000
+    )
+
+
+class RetellHook(BaseHook):
+    """Auth, HTTP and the retry policy for Retell's test API, with sync methods and ``a``-prefixed twins.
+
+    :param retell_conn_id: a connection of type ``retell``; password = API key, host = optional base URL.
+    """
+
+    conn_name_attr = "retell_conn_id"
+    default_conn_name = "retell_default"
+    conn_type = "retell"
+    hook_name = "Retell AI"
+    #: Items per page on ``/v2/list-*``; Retell allows up to 1000.
+    page_size = 1000
+
+    def __init__(self, retell_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(retell_conn_id, str) or not retell_conn_id.strip():
+            raise RetellInputError(f"retell_conn_id must be a non-empty string, got {retell_conn_id!r}")
+        self.retell_conn_id = retell_conn_id
+        self._settings: RetellConnectionSettings | None = None
+        self._client: httpx.Client | None = None
+        self._async_client: httpx.AsyncClient | None = None
+
+    # -- connection -----------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> RetellConnectionSettings:
+        if self._settings is None:
+            self._settings = RetellConnectionSettings.from_connection(
+                self.get_connection(self.retell_conn_id)
+            )
+        return self._settings
+
+    async def asettings(self) -> RetellConnectionSettings:
+        if self._settings is None:
+            conn = await self.aget_connection(self.retell_conn_id)
+            self._settings = RetellConnectionSettings.from_connection(conn)
+        return self._settings
+
+    def get_conn(self) -> httpx.Client:
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.Client(**self.settings.client_kwargs())
+        return self._client
+
+    async def aget_conn(self) -> httpx.AsyncClient:
+        if self._async_client is None:
+            self._async_client = _ASYNC_CLIENTS.acquire(await self.asettings())
+        return self._async_client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._async_client is not None and self._settings is not None:
+            self._async_client = None
+            await _ASYNC_CLIENTS.release(self._settings)
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.get_conn().request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, method, path) from exc
+        return _raise_for_reply(response, method, path)
+
+    async def _asend(self, method: str, path: str, **kwargs: Any) -> Any:
+        client = await self.aget_conn()
+        try:
+            response = await client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, method, path) from exc
+        return _raise_for_reply(response, method, path)
+
+    def _read(self, path: str, model: type[BaseModelT], **params: Any) -> BaseModelT:
+        for attempt in self.settings.retry.retrying(self.log):
+            with attempt:
+                body = self._send("GET", path, params=params or None)
+        return parse_response(model, body, method="GET", path=path)
+
+    async def _aread(self, path: str, model: type[BaseModelT], **params: Any) -> BaseModelT:
+        async for attempt in (await self.asettings()).retry.async_retrying(self.log):
+            with attempt:
+                body = await self._asend("GET", path, params=params or None)
+        return parse_response(model, body, method="GET", path=path)
+
+    def _read_all(self, path: str, model: type[BaseModelT], **query: Any) -> list[BaseModelT]:
+        items: list[BaseModelT] = []
+        key: str | None = None
+        while True:
+            page = self._read(
+                path, Page, **query, limit=self.page_size, **({"pagination_key": key} if key else {})
+            )
+            items += [parse_response(model, item, method="GET", path=path) for item in page.items]
+            if not page.has_more or not page.pagination_key:
+                return items
+            key = page.pagination_key
+
+    async def _aread_all(self, path: str, model: type[BaseModelT], **query: Any) -> list[BaseModelT]:
+        items: list[BaseModelT] = []
+        key: str | None = None
+        while True:
+            extra: dict[str, str] = {"pagination_key": key} if key else {}
+            page = await self._aread(path, Page, **query, limit=self.page_size, **extra)
+            items += [parse_response(model, item, method="GET", path=path) for item in page.items]
+            if not page.has_more or not page.pagination_key:
+                return items
+            key = page.pagination_key
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get_batch_test(self, batch_test_id: str) -> BatchTest:
+        return self._read(f"/get-batch-test/{_path_id(batch_test_id, 'batch_test_id')}", BatchTest)
+
+    async def aget_batch_test(self, batch_test_id: str) -> BatchTest:
+        return await self._aread(f"/get-batch-test/{_path_id(batch_test_id, 'batch_test_id')}", BatchTest)
+
+    def list_test_runs(self, batch_test_id: str) -> list[TestRun]:
+        """Every run of a batch, all pages (transcripts are dropped at parse time)."""
+        return self._read_all(f"/v2/list-test-runs/{_path_id(batch_test_id, 'batch_test_id')}", TestRun)
+
+    async def alist_test_runs(self, batch_test_id: str) -> list[TestRun]:
+        path = f"/v2/list-test-runs/{_path_id(batch_test_id, 'batch_test_id')}"
+        return await self._aread_all(path, TestRun)
+
+    def list_batch_tests(self, response_engine: TestableEngine | dict[str, Any]) -> list[BatchTest]:
+        return self._read_all(
+            "/v2/list-batch-tests", BatchTest, **engine_query(parse_engine_input(response_engine))
+        )
+
+    async def alist_batch_tests(self, response_engine: TestableEngine | dict[str, Any]) -> list[BatchTest]:
+        query = engine_query(parse_engine_input(response_engine))
+        return await self._aread_all("/v2/list-batch-tests", BatchTest, **query)
+
+    def list_test_case_definitions(
+        self, response_engine: TestableEngine | dict[str, Any]
+    ) -> list[TestCaseDefinition]:
+        query = engine_query(parse_engine_input(response_engine), with_version=False)
+        return self._read_all("/v2/list-test-case-definitions", TestCaseDefinition, **query)
+
+    async def alist_test_case_definitions(
+        self, response_engine: TestableEngine | dict[str, Any]
+    ) -> list[TestCaseDefinition]:
+        query = engine_query(parse_engine_input(response_engine), with_version=False)
+        return await self._aread_all("/v2/list-test-case-definitions", TestCaseDefinition, **query)
+
+    def get_agent(self, agent_id: str, version: int | None = None) -> Agent:
+        params = {"version": _version(version)} if version is not None else {}
+        return self._read(f"/get-agent/{_path_id(agent_id, 'agent_id')}", Agent, **params)
+
+    async def aget_agent(self, agent_id: str, version: int | None = None) -> Agent:
+        params = {"version": _version(version)} if version is not None else {}
+        return await self._aread(f"/get-agent/{_path_id(agent_id, 'agent_id')}", Agent, **params)
+
+    def get_agent_response_engine(self, agent_id: str, version: int | None = None) -> Any:
+        """The engine a batch test of this agent runs against (may be custom-llm: callers refuse it)."""
+        return self.get_agent(agent_id, version).response_engine
+
+    async def aget_agent_response_engine(self, agent_id: str, version: int | None = None) -> Any:
+        return (await self.aget_agent(agent_id, version)).response_engine
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated read: a 404 for an unknown id still proves the key works."""
+        try:
+            self._send("GET", "/get-batch-test/airflow-connection-test")
+        except RetellPermanentError as exc:
+            if exc.status_code != 404:
+                return False, str(exc)
+        except Exception as exc:
+            return False, str(exc)
+        finally:
+            self.close()
+        return True, f"Connected to Retell at {self.settings.base_url}"
+
+    # -- create ---------------------------------------------------------------------------------
+
+    def create_batch_test(
+        self, response_engine: TestableEngine | dict[str, Any], test_case_definition_ids: Sequence[str]
+    ) -> BatchTest:
+        """Start a batch test. Never sends a second create blindly: Retell has no idempotency key.
+
+        The engine's existing batches are noted first. When a create's reply is lost (timeout,
+        dropped connection, 5xx), the engine's batches are listed again and the one new batch of
+        the same size created since the submit is adopted; only when there is none is the create
+        sent again, and when there are several the task fails without creating.
+        """
+        engine = parse_engine_input(response_engine)
+        body = _create_body(engine, test_case_definition_ids)
+        before = {b.id for b in self.list_batch_tests(engine)}
+        submitted_at = time.time()
+        for retry in self.settings.retry.retrying(self.log):
+            with retry:
+                try:
+                    reply = self._send("POST", _CREATE_PATH, json=body)
+                    batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
+                except RetellAPIError as exc:
+                    if not _create_was_sent(exc):
+                        raise
+                    batch = self._adopt(self.list_batch_tests(engine), before, engine, body, submitted_at, exc)
+        return batch
+
+    async def acreate_batch_test(
+        self, response_engine: TestableEngine | dict[str, Any], test_case_definition_ids: Sequence[str]
+    ) -> BatchTest:
+        engine = parse_engine_input(response_engine)
+        body = _create_body(engine, test_case_definition_ids)
+        before = {b.id for b in await self.alist_batch_tests(engine)}
+        submitted_at = time.time()
+        async for retry in (await self.asettings()).retry.async_retrying(self.log):
+            with retry:
+                try:
+                    reply = await self._asend("POST", _CREATE_PATH, json=body)
+                    batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
+                except RetellAPIError as exc:
+                    if not _create_was_sent(exc):
+                        raise
+                    batches = await self.alist_batch_tests(engine)
+                    batch = self._adopt(batches, before, engine, body, submitted_at, exc)
+        return batch
+
+    def _adopt(
+        self,
+        batches: list[BatchTest],
+        before: set[str],
+        engine: TestableEngine,
+        body: dict[str, Any],
+        submitted_at: float,
+        error: RetellAPIError,
+    ) -> BatchTest:
+        """Pick the batch an ambiguous create made, or re-raise ``error`` so it is retried."""
+        count = len(body["test_case_definition_ids"])
+        candidates = [b for b in batches if b.id not in before and _matches(b, engine, count, submitted_at)]
+        if len(candidates) == 1:
+            self.log.warning(
+                "Create reply lost (%s); adopting batch test %s found by listing the engine's batches",
+                error.message,
+                candidates[0].id,
+            )
+            return candidates[0]
+        if candidates:
+            ids = ", ".join(b.id for b in candidates)
+            raise RetellPermanentError(
+                f"the create reply was lost and {len(candidates)} batch tests of this engine with "
+                f"{count} cases were created since then ({ids}); not creating another: check them in Retell",
+                method="POST",
+                path=_CREATE_PATH,
+            ) from error
+        self.log.warning(
+            "The create reply was lost (%s) and no batch was created: sending it again", error.message
+        )
+        raise error
+
+
+def _path_id(value: Any, argument: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RetellInputError(f"{argument} must be a non-empty string, got {value!r}")
+    if "/" in value or value != value.strip():
+        raise RetellInputError(f"{argument} {value!r} is not a Retell id")
+    return value
+
+
+def _version(version: Any) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise RetellInputError(f"agent_version must be a non-negative int, got {version!r}")
+    return version

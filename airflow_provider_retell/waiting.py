@@ -1,0 +1,199 @@
+"""Waiting for a batch test and reaching its verdict: shared by the operator and the sensor.
+
+State that must outlive a try (the batch id, the absolute deadline) lives in Airflow's
+``task_state_store``: XComs are cleared when a new try starts, the store is not.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_retell.exceptions import (
+    RetellAPIError,
+    RetellError,
+    RetellInputError,
+    RetellPermanentError,
+    RetellQualityGateError,
+    RetellTimeoutError,
+)
+from airflow_provider_retell.hooks.retell import RetellHook
+from airflow_provider_retell.models import BatchTest, parse_response
+from airflow_provider_retell.results import (
+    QualityGate,
+    build_result,
+    failed_cases_table,
+    gate_failure_message,
+)
+from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger, still_running_message
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: task_state_store key holding ``{"batch_test_id": str, "deadline": float | None}``.
+STATE_KEY = "retell_batch_test"
+#: Extra time the scheduler grants a deferral past the trigger's own deadline (a backstop only).
+DEFER_GRACE = timedelta(minutes=5)
+GATE_PARAMS = ("max_failures", "max_errors", "min_pass_rate", "fail_on_empty")
+
+
+def seconds_arg(value: Any, argument: str) -> float:
+    """A positive duration given as seconds or a timedelta."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise RetellInputError(
+            f"{argument} must be a positive number of seconds or a timedelta, got {value!r}"
+        )
+    return float(value)
+
+
+class BatchTestState:
+    """The per-task record in ``task_state_store`` (a no-op where the context has no store)."""
+
+    def __init__(self, context: Context) -> None:
+        self._store = context.get("task_state_store")
+
+    def get(self) -> dict[str, Any]:
+        value = self._store.get(STATE_KEY) if self._store is not None else None
+        return value if isinstance(value, dict) else {}
+
+    def set(self, **record: Any) -> None:
+        if self._store is not None:
+            self._store.set(STATE_KEY, record)
+
+    def forget(self) -> None:
+        if self._store is not None:
+            self._store.delete(STATE_KEY)
+
+    def deadline(self, batch_test_id: str, timeout: float) -> float:
+        """The wait's absolute end, fixed the first time any try waits for this batch."""
+        record = self.get()
+        if record.get("batch_test_id") == batch_test_id and record.get("deadline"):
+            return float(record["deadline"])
+        deadline = time.time() + timeout
+        self.set(batch_test_id=batch_test_id, deadline=deadline)
+        return deadline
+
+
+class BatchTestWaitMixin:
+    """Poll or defer until the batch completes, then build the result and apply the gate.
+
+    The host class provides ``retell_conn_id``, ``poll_interval``, ``wait_timeout`` (seconds),
+    the gate params, ``agent_id`` (or None), ``log`` and ``defer``.
+    """
+
+    retell_conn_id: str
+    poll_interval: float
+    wait_timeout: float
+    agent_id: Any
+    max_failures: Any
+    max_errors: Any
+    min_pass_rate: Any
+    fail_on_empty: Any
+    log: Any
+
+    @property
+    def hook(self) -> RetellHook:
+        hook: RetellHook | None = getattr(self, "_retell_hook", None)
+        if hook is None:
+            hook = self._retell_hook = RetellHook(retell_conn_id=self.retell_conn_id)
+        return hook
+
+    def quality_gate(self) -> QualityGate:
+        return QualityGate.from_params(**{name: getattr(self, name) for name in GATE_PARAMS})
+
+    def check_batch(self, context: Context, batch_test_id: str) -> dict[str, Any] | None:
+        """One poll: the result once complete, else None; raises once the absolute deadline passed."""
+        self._waiting_for = batch_test_id
+        state = BatchTestState(context)
+        deadline = state.deadline(batch_test_id, self.wait_timeout)
+        try:
+            batch = self.hook.get_batch_test(batch_test_id)
+        except RetellPermanentError as exc:
+            raise reraise_for_argument(exc, "batch_test_id", batch_test_id) from exc
+        if batch.is_complete:
+            return self.finish(context, batch, self.quality_gate())
+        self.log.info("Batch test %s: %s", batch_test_id, batch.progress())
+        if time.time() >= deadline:
+            state.forget()
+            raise RetellTimeoutError(self.timeout_message(batch_test_id, batch))
+        return None
+
+    def wait_for_batch(self, context: Context, batch_test_id: str, *, deferrable: bool) -> dict[str, Any]:
+        """Return the result once the batch completes; defers instead of polling when asked."""
+        self.quality_gate()  # a bad bound fails now, not after hours of waiting
+        while (result := self.check_batch(context, batch_test_id)) is None:
+            deadline = BatchTestState(context).deadline(batch_test_id, self.wait_timeout)
+            remaining = deadline - time.time()
+            if deferrable:
+                self.defer(  # type: ignore[attr-defined]
+                    trigger=RetellBatchTestTrigger(
+                        batch_test_id=batch_test_id,
+                        retell_conn_id=self.retell_conn_id,
+                        poll_interval=self.poll_interval,
+                        end_time=deadline,
+                    ),
+                    method_name="execute_complete",
+                    timeout=timedelta(seconds=max(remaining, 0)) + DEFER_GRACE,
+                )
+            time.sleep(max(0.0, min(self.poll_interval, remaining)))
+        return result
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume from the trigger; any event not understood fails the task (fail closed)."""
+        if not isinstance(event, dict) or not isinstance(event.get("batch_test_id"), str):
+            raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
+        batch_test_id, status = event["batch_test_id"], event.get("status")
+        if status == "complete":
+            batch = parse_response(BatchTest, event.get("batch_test"), method="GET", path="(trigger event)")
+            if batch.is_complete and batch.id == batch_test_id:
+                return self.finish(context, batch, self.quality_gate())
+        elif status == "timeout":
+            BatchTestState(context).forget()
+            raise RetellTimeoutError(str(event.get("message") or self.timeout_message(batch_test_id, None)))
+        elif status == "error":
+            raise RetellAPIError(f"while waiting for batch test {batch_test_id}: {event.get('message')}")
+        raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
+
+    def finish(self, context: Context, batch: BatchTest, gate: QualityGate) -> dict[str, Any]:
+        """Build the result, push it, and raise if the gate says no. The stored batch is forgotten."""
+        runs = self.hook.list_test_runs(batch.id) if batch.fail_count + batch.error_count else []
+        result = build_result(batch, runs, gate, agent_id=self.agent_id)
+        BatchTestState(context).forget()
+        self.log.info(
+            "Batch test %s complete: %d passed, %d failed, %d errored of %d; gate %s",
+            batch.id,
+            result["pass_count"],
+            result["fail_count"],
+            result["error_count"],
+            result["total_count"],
+            "passed" if result["gate_passed"] else "FAILED",
+        )
+        if result["failed_test_cases"]:
+            self.log.info("Failed test cases:\n%s", failed_cases_table(result["failed_test_cases"]))
+        if not result["gate_passed"]:
+            # Pushed before raising, so an ``all_done`` report task still reads the counts.
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise RetellQualityGateError(gate_failure_message(result))
+        return result
+
+    def timeout_message(self, batch_test_id: str, batch: BatchTest | None) -> str:
+        progress = f" ({batch.progress()})" if batch else ""
+        return (
+            f"Timed out after {self.wait_timeout:.0f}s waiting for Retell batch test "
+            f"{batch_test_id}{progress}. {still_running_message(batch_test_id)}"
+        )
+
+    def on_kill(self) -> None:
+        batch_test_id = getattr(self, "_waiting_for", None)
+        if batch_test_id:
+            self.log.warning("Task killed. %s", still_running_message(batch_test_id))
+
+
+def reraise_for_argument(exc: RetellPermanentError, argument: str, value: Any) -> RetellPermanentError:
+    """The same API error, with the message naming the task argument that caused it."""
+    return RetellPermanentError(
+        f"{argument}={value!r}: {exc.message}", status_code=exc.status_code, method=exc.method, path=exc.path
+    )
