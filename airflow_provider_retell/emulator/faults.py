@@ -202,10 +202,9 @@ def drop_connection(send: Send) -> None:
     if transport is None or not hasattr(transport, "abort"):
         raise ConnectionDropped("connection dropped by an emulator fault")
     transport.abort()
-    if hasattr(cycle, "disconnected"):
-        cycle.disconnected = True
-    if hasattr(cycle, "keep_alive"):
-        cycle.keep_alive = False
+    for flag, value in (("disconnected", True), ("keep_alive", False)):
+        if hasattr(cycle, flag):
+            setattr(cycle, flag, value)
 
 
 class Gateway:

@@ -186,7 +186,7 @@ def start_emulator(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     env.pop("RETELL_EMULATOR_API_KEY", None)
-    stderr = tempfile.TemporaryFile()
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
     emulator: RetellEmulator | None = None
     try:
@@ -219,10 +219,16 @@ def retell_emulator_server() -> Iterator[RetellEmulator]:
 
 
 @pytest.fixture
-def retell_emulator(retell_emulator_server: RetellEmulator) -> Iterator[RetellEmulator]:
+def retell_emulator(retell_emulator_server: RetellEmulator) -> RetellEmulator:
     """The session emulator, reset: default seed, time scale 0.01, no faults, empty request log."""
     retell_emulator_server.reset(time_scale=DEFAULT_TEST_TIME_SCALE)
-    yield retell_emulator_server
+    return retell_emulator_server
 
 
-__all__ = ["RetellEmulator", "RetellEmulatorError", "retell_emulator", "retell_emulator_server", "start_emulator"]
+__all__ = [
+    "RetellEmulator",
+    "RetellEmulatorError",
+    "retell_emulator",
+    "retell_emulator_server",
+    "start_emulator",
+]

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .engines import (
@@ -96,7 +97,7 @@ class EmulatorState:
 
     def __init__(
         self,
-        seed: Mapping[str, Any] | str | Any = None,
+        seed: Mapping[str, Any] | str | Path | None = None,
         time_scale: float | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -115,7 +116,7 @@ class EmulatorState:
         ts = self.startup_time_scale if time_scale is None else parse_time_scale(time_scale)
         self._load(self.startup_seed, ts)
 
-    def replace_seed(self, seed: Mapping[str, Any] | str | Any, time_scale: float | None = None) -> None:
+    def replace_seed(self, seed: Mapping[str, Any] | str | Path, time_scale: float | None = None) -> None:
         """Replace everything with ``seed``; time scale: argument, else the seed's, else unchanged."""
         normalized = load_seed(dict(seed) if isinstance(seed, Mapping) else seed)
         if time_scale is not None:
@@ -217,7 +218,7 @@ class EmulatorState:
         return {k: copy.deepcopy(v) for k, v in record.items() if k not in ("outcomes", "result_explanation")}
 
     def batch_view(self, batch: Batch, now: int) -> dict[str, Any]:
-        counts = Counter()
+        counts: Counter[str] = Counter()
         modified = batch.created_ms
         for index in range(len(batch.runs)):
             status, changed = batch.run_state(index, now)
@@ -274,7 +275,8 @@ class EmulatorState:
         if not 1 <= len(ids) <= MAX_DEFINITIONS_PER_BATCH:
             raise ApiError(
                 400,
-                f"test_case_definition_ids must have 1 to {MAX_DEFINITIONS_PER_BATCH} elements, got {len(ids)}",
+                f"test_case_definition_ids must have 1 to {MAX_DEFINITIONS_PER_BATCH} elements, "
+                f"got {len(ids)}",
             )
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

@@ -59,8 +59,14 @@ class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
         self.fail_on_empty = fail_on_empty
         self.deferrable = deferrable
         self.retell_conn_id = retell_conn_id
-        self.poll_interval = float(self.poke_interval)
-        self.wait_timeout = float(self.timeout)
+
+    @property
+    def poll_interval(self) -> float:  # type: ignore[override]
+        return float(self.poke_interval)
+
+    @property
+    def wait_timeout(self) -> float:  # type: ignore[override]
+        return float(self.timeout)
 
     def execute(self, context: Context) -> Any:
         if not isinstance(self.batch_test_id, str) or not self.batch_test_id.strip():

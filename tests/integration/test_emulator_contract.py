@@ -50,15 +50,21 @@ def sdk(retell_emulator: RetellEmulator) -> Iterator[Retell]:
     client.close()
 
 
-def test_every_response_kind_parses_with_sdk_types(api: httpx.Client, retell_emulator: RetellEmulator) -> None:
+def test_every_response_kind_parses_with_sdk_types(
+    api: httpx.Client, retell_emulator: RetellEmulator
+) -> None:
     retell_emulator.reset(time_scale=1000)  # runs stay pending / in progress
     for engine, ids in [(BOOKING, ["tcd_booking_01", "tcd_booking_07"]), (SUPPORT, ["tcd_support_01"])]:
-        created = api.post("/create-batch-test", json={"response_engine": engine, "test_case_definition_ids": ids})
+        created = api.post(
+            "/create-batch-test", json={"response_engine": engine, "test_case_definition_ids": ids}
+        )
         batch = strict(BatchTestResponse, created.json())
         assert batch.status == "in_progress"
         assert batch.response_engine.type == engine["type"]
         strict(BatchTestResponse, api.get(f"/get-batch-test/{batch.test_case_batch_job_id}").json())
-        listed = strict(TestListTestRunsResponse, api.get(f"/v2/list-test-runs/{batch.test_case_batch_job_id}").json())
+        listed = strict(
+            TestListTestRunsResponse, api.get(f"/v2/list-test-runs/{batch.test_case_batch_job_id}").json()
+        )
         assert {r.status for r in listed.items} == {"in_progress"}
         strict(TestCaseJobResponse, api.get(f"/get-test-run/{listed.items[0].test_case_job_id}").json())
     batches = strict(TestListBatchTestsResponse, api.get("/v2/list-batch-tests", params={**BOOKING}).json())
@@ -77,9 +83,13 @@ def test_every_response_kind_parses_with_sdk_types(api: httpx.Client, retell_emu
 def test_finished_runs_parse_with_sdk_types(api: httpx.Client, retell_emulator: RetellEmulator) -> None:
     retell_emulator.reset(time_scale=0)
     ids = [f"tcd_booking_{i:02d}" for i in range(1, 13)]
-    created = api.post("/create-batch-test", json={"response_engine": BOOKING, "test_case_definition_ids": ids})
+    created = api.post(
+        "/create-batch-test", json={"response_engine": BOOKING, "test_case_definition_ids": ids}
+    )
     batch = strict(BatchTestResponse, created.json())
-    runs = strict(TestListTestRunsResponse, api.get(f"/v2/list-test-runs/{batch.test_case_batch_job_id}").json())
+    runs = strict(
+        TestListTestRunsResponse, api.get(f"/v2/list-test-runs/{batch.test_case_batch_job_id}").json()
+    )
     assert sorted(r.status for r in runs.items) == ["error", "fail"] + ["pass"] * 10
     for run in runs.items:
         assert run.result_explanation
@@ -89,9 +99,13 @@ def test_finished_runs_parse_with_sdk_types(api: httpx.Client, retell_emulator: 
 
 def test_official_client_drives_the_emulator(sdk: Retell) -> None:
     ids = [f"tcd_booking_{i:02d}" for i in range(1, 13)]
-    batch = sdk.tests.create_batch_test(response_engine={"type": "retell-llm", "llm_id": "llm_booking"}, test_case_definition_ids=ids)
+    batch = sdk.tests.create_batch_test(
+        response_engine={"type": "retell-llm", "llm_id": "llm_booking"}, test_case_definition_ids=ids
+    )
     assert isinstance(batch, BatchTestResponse)
-    assert batch.total_count == 12 and batch.status == "in_progress"
+    assert batch.total_count == 12
+    assert batch.status == "in_progress"
+    assert batch.response_engine.type == "retell-llm"
     assert batch.response_engine.version == 2
     deadline = time.monotonic() + 10
     while (got := sdk.tests.get_batch_test(batch.test_case_batch_job_id)).status != "complete":
@@ -102,15 +116,23 @@ def test_official_client_drives_the_emulator(sdk: Retell) -> None:
     assert [b.test_case_batch_job_id for b in listed.items] == [batch.test_case_batch_job_id]
     assert listed.has_more is False
     page = sdk.tests.list_test_runs(batch.test_case_batch_job_id, limit=5)
-    assert len(page.items) == 5 and page.has_more and page.pagination_key
-    rest = sdk.tests.list_test_runs(batch.test_case_batch_job_id, limit=50, pagination_key=page.pagination_key)
-    assert len(rest.items) == 7 and not rest.has_more
+    assert len(page.items) == 5
+    assert page.has_more
+    assert page.pagination_key
+    rest = sdk.tests.list_test_runs(
+        batch.test_case_batch_job_id, limit=50, pagination_key=page.pagination_key
+    )
+    assert len(rest.items) == 7
+    assert not rest.has_more
     run = sdk.tests.get_test_run(rest.items[0].test_case_job_id)
     assert run.status in ("pass", "fail", "error")
-    definitions = sdk.tests.list_test_case_definitions(type="conversation-flow", conversation_flow_id="cf_support")
+    definitions = sdk.tests.list_test_case_definitions(
+        type="conversation-flow", conversation_flow_id="cf_support"
+    )
     assert len(definitions.items) == 8
     agent = sdk.agent.retrieve("agent_booking", version=1)
-    assert agent.version == 1 and agent.response_engine.type == "retell-llm"
+    assert agent.version == 1
+    assert agent.response_engine.type == "retell-llm"
 
 
 def test_official_client_sees_api_errors(sdk: Retell) -> None:
@@ -123,7 +145,9 @@ def test_official_client_sees_api_errors(sdk: Retell) -> None:
     assert bad.value.status_code == 400
     with pytest.raises(retell.NotFoundError):
         sdk.tests.get_batch_test("tcbj_missing")
-    wrong = Retell(api_key="nope", base_url=sdk.base_url, max_retries=0, http_client=httpx.Client(trust_env=False))
+    wrong = Retell(
+        api_key="nope", base_url=sdk.base_url, max_retries=0, http_client=httpx.Client(trust_env=False)
+    )
     with pytest.raises(retell.AuthenticationError):
         wrong.tests.get_batch_test("tcbj_missing")
     wrong.close()

@@ -1,4 +1,4 @@
-"""Fault injection of the emulator over real HTTP: each action applies exactly N times, then normal service."""
+"""Fault injection over real HTTP: each action applies exactly N times, then normal service."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def batches(api: httpx.Client) -> list[dict[str, Any]]:
 def test_status_fault_applies_exactly_n_times_and_does_not_apply_the_request(
     retell_emulator: RetellEmulator, api: httpx.Client
 ) -> None:
-    fault_id = retell_emulator.add_fault("POST", "/create-batch-test", "status", times=2, status_code=429, retry_after=3)
+    fault_id = retell_emulator.add_fault(
+        "POST", "/create-batch-test", "status", times=2, status_code=429, retry_after=3
+    )
     assert fault_id
     for _ in range(2):
         response = api.post("/create-batch-test", json=CREATE_BODY)
@@ -49,7 +51,9 @@ def test_status_fault_applies_exactly_n_times_and_does_not_apply_the_request(
     assert [(e["status"], e["fault"]) for e in log] == [(429, "status"), (429, "status"), (201, None)]
 
 
-def test_status_fault_with_glob_method_star_and_message(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
+def test_status_fault_with_glob_method_star_and_message(
+    retell_emulator: RetellEmulator, api: httpx.Client
+) -> None:
     retell_emulator.add_fault("*", "/get-agent/*", "status", status_code=503, message="upstream busy")
     other = api.get("/v2/list-test-case-definitions", params=LIST_PARAMS)
     assert other.status_code == 200  # does not match the glob: fault untouched
@@ -74,7 +78,9 @@ def test_faults_apply_before_authentication(retell_emulator: RetellEmulator) -> 
     assert response.status_code == 401
 
 
-def test_drop_gives_a_transport_error_without_status(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
+def test_drop_gives_a_transport_error_without_status(
+    retell_emulator: RetellEmulator, api: httpx.Client
+) -> None:
     retell_emulator.add_fault("POST", "/create-batch-test", "drop", times=2)
     for _ in range(2):
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
@@ -132,7 +138,9 @@ def test_lost_reply_with_status_creates_the_batch(retell_emulator: RetellEmulato
     assert retell_emulator.requests("POST")[0]["status"] == 504
 
 
-def test_lost_reply_without_status_drops_after_applying(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
+def test_lost_reply_without_status_drops_after_applying(
+    retell_emulator: RetellEmulator, api: httpx.Client
+) -> None:
     retell_emulator.add_fault("POST", "/create-batch-test", "lost_reply")
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         api.post("/create-batch-test", json=CREATE_BODY)
@@ -146,7 +154,12 @@ def test_lost_reply_without_status_drops_after_applying(retell_emulator: RetellE
 def test_patch_merges_and_removes_fields(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
     batch_id = api.post("/create-batch-test", json=CREATE_BODY).json()["test_case_batch_job_id"]
     retell_emulator.add_fault(
-        "GET", "/get-batch-test/*", "patch", times=2, json={"status": "paused", "extra": 1}, remove=["total_count"]
+        "GET",
+        "/get-batch-test/*",
+        "patch",
+        times=2,
+        json={"status": "paused", "extra": 1},
+        remove=["total_count"],
     )
     for _ in range(2):
         body = api.get(f"/get-batch-test/{batch_id}").json()
@@ -155,7 +168,8 @@ def test_patch_merges_and_removes_fields(retell_emulator: RetellEmulator, api: h
         assert "total_count" not in body
         assert body["test_case_batch_job_id"] == batch_id
     normal = api.get(f"/get-batch-test/{batch_id}").json()
-    assert normal["status"] in ("in_progress", "complete") and normal["total_count"] == 2
+    assert normal["status"] in ("in_progress", "complete")
+    assert normal["total_count"] == 2
     assert "extra" not in normal
 
 
@@ -199,7 +213,10 @@ def test_invalid_fault_specs_are_rejected(retell_emulator: RetellEmulator, spec:
     assert response.status_code == 400
     assert response.json()["status"] == "error"
     with pytest.raises(RetellEmulatorError):
-        retell_emulator.add_fault(spec["method"], spec.get("path", ""), spec["action"], **{
-            k: v for k, v in spec.items() if k not in ("method", "path", "action")
-        })
+        retell_emulator.add_fault(
+            spec["method"],
+            spec.get("path", ""),
+            spec["action"],
+            **{k: v for k, v in spec.items() if k not in ("method", "path", "action")},
+        )
     assert retell_emulator.faults() == []
