@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from airflow_provider_retell.exceptions import RetellAPIError, RetellInputError
 
@@ -154,6 +154,14 @@ class TestRun(_RetellModel):
     test_case_definition_snapshot: dict[str, Any] | None = None
     creation_timestamp: int | None = None
     user_modified_timestamp: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_transcript(cls, data: Any) -> Any:
+        """``extra="allow"`` would keep the transcript (conversation content): never hold it."""
+        if isinstance(data, dict) and "transcript_snapshot" in data:
+            return {k: v for k, v in data.items() if k != "transcript_snapshot"}
+        return data
 
     @property
     def name(self) -> str:

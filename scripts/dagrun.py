@@ -25,6 +25,18 @@ def load_dags(dags_folder: str) -> dict[str, DAG]:
     return dict(bag.dags)
 
 
+def sync_dag(dag: DAG) -> DAG:
+    """Store a DAG built in code (not in the dags folder) so ``dag.test()`` can run it."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    bag = DagBag(collect_dags=False)
+    bag.bag_dag(dag)
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag
+
+
 def run_dag(dag: DAG, *, conf: dict[str, Any] | None = None, poll_interval: float | None = None) -> DagRun:
     """``dag.test()``, deferrals included (the trigger runs in-process).
 
@@ -55,3 +67,22 @@ def xcom(run: DagRun, task_id: str, key: str = "return_value", map_index: int | 
 
 def task_states(run: DagRun) -> dict[str, str | None]:
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def task_instance(run: DagRun, task_id: str, map_index: int = -1) -> Any:
+    """The task instance of ``run`` (state, try_number, ...), read fresh from the database."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == run.dag_id,
+                TaskInstance.run_id == run.run_id,
+                TaskInstance.task_id == task_id,
+                TaskInstance.map_index == map_index,
+            )
+        ).one()
+        session.expunge(ti)
+        return ti
