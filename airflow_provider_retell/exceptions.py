@@ -70,3 +70,11 @@ class RetellTimeoutError(RetellError, AirflowFailException):
 
 class RetellQualityGateError(RetellError, AirflowFailException):
     """The finished batch did not meet the gate's bounds."""
+
+
+def still_running_message(batch_test_id: str) -> str:
+    """Said on every way out that leaves a batch behind: Retell has no cancel API."""
+    return (
+        f"Retell batch test {batch_test_id} keeps running in Retell (there is no cancel API); "
+        "its results stay available there."
+    )

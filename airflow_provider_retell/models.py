@@ -8,6 +8,7 @@ error instead of a ``KeyError`` deep inside a task.
 from __future__ import annotations
 
 from enum import Enum
+from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -18,7 +19,8 @@ BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
 
 class _RetellModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # defer_build: schemas are built on first use, not when a DAG file imports the operator.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class RetellLlmEngine(_RetellModel):
@@ -44,9 +46,11 @@ ResponseEngine = Annotated[
     RetellLlmEngine | ConversationFlowEngine | CustomLlmEngine, Field(discriminator="type")
 ]
 TestableEngine = RetellLlmEngine | ConversationFlowEngine
-_ENGINE_ADAPTER: TypeAdapter[RetellLlmEngine | ConversationFlowEngine | CustomLlmEngine] = TypeAdapter(
-    ResponseEngine
-)
+
+
+@cache
+def _engine_adapter() -> TypeAdapter[RetellLlmEngine | ConversationFlowEngine | CustomLlmEngine]:
+    return TypeAdapter(ResponseEngine)
 
 
 def engine_id(engine: TestableEngine) -> str:
@@ -82,7 +86,7 @@ def parse_engine_input(value: Any, *, argument: str = "response_engine") -> Test
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
         raise RetellInputError(f"{argument}['version'] must be a non-negative int, got {version!r}")
     try:
-        engine = _ENGINE_ADAPTER.validate_python(value)
+        engine = _engine_adapter().validate_python(value)
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in err["loc"][1:]) or kind for err in exc.errors())
         raise RetellInputError(f"{argument} of type {kind!r} is invalid: check {fields}") from None
@@ -147,6 +151,10 @@ class TestCaseDefinition(_RetellModel):
 
 
 class TestRun(_RetellModel):
+    """One test case's run; the transcript (large, holds conversation content) is dropped at parse time."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
     test_case_job_id: str
     test_case_definition_id: str
     status: str

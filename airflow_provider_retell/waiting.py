@@ -17,6 +17,7 @@ from airflow_provider_retell.exceptions import (
     RetellPermanentError,
     RetellQualityGateError,
     RetellTimeoutError,
+    still_running_message,
 )
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.models import BatchTest, parse_response
@@ -26,7 +27,6 @@ from airflow_provider_retell.results import (
     failed_cases_table,
     gate_failure_message,
 )
-from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger, still_running_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -128,6 +128,8 @@ class BatchTestWaitMixin:
             deadline = BatchTestState(context).deadline(batch_test_id, self.wait_timeout)
             remaining = deadline - time.time()
             if deferrable:
+                from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
+
                 self.defer(  # type: ignore[attr-defined]
                     trigger=RetellBatchTestTrigger(
                         batch_test_id=batch_test_id,

@@ -9,21 +9,13 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_retell.exceptions import RetellError
+from airflow_provider_retell.exceptions import RetellError, still_running_message
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.models import BatchTest
 from airflow_provider_retell.retry import is_transient
 
 #: Longest pause between polls while Retell keeps failing transiently.
 MAX_BACKOFF_SECONDS = 600.0
-
-
-def still_running_message(batch_test_id: str) -> str:
-    """Said on every way out that leaves a batch behind: Retell has no cancel API."""
-    return (
-        f"Retell batch test {batch_test_id} keeps running in Retell (there is no cancel API); "
-        "its results stay available there."
-    )
 
 
 class RetellBatchTestTrigger(BaseTrigger):
