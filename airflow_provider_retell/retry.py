@@ -10,13 +10,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from airflow_provider_retell.exceptions import RetellAPIError, RetellPermanentError
@@ -28,7 +30,10 @@ def is_transient(exc: BaseException) -> bool:
     """True when sending the same read again may succeed."""
     if not isinstance(exc, RetellAPIError) or isinstance(exc, RetellPermanentError):
         return False
-    return exc.status_code is None or exc.status_code in TRANSIENT_STATUSES
+    if exc.status_code is None:
+        # No HTTP status: a transport failure is transient, a reply we could not parse is not.
+        return isinstance(exc.__cause__, httpx.TransportError)
+    return exc.status_code in TRANSIENT_STATUSES
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,9 @@ class RetryPolicy:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return float(min(max(retry_after, 0.0), self.max_wait))
-        backoff = wait_exponential_jitter(
-            initial=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
+        # jitter, so tasks failing together do not retry in lockstep
+        backoff = wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + wait_random(
+            0, self.initial_wait
         )
         return float(min(backoff(state), self.max_wait))
 

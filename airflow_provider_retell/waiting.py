@@ -104,11 +104,12 @@ class BatchTestWaitMixin:
     def quality_gate(self) -> QualityGate:
         return QualityGate.from_params(**{name: getattr(self, name) for name in GATE_PARAMS})
 
-    def check_batch(self, context: Context, batch_test_id: str) -> dict[str, Any] | None:
+    def deadline(self, context: Context, batch_test_id: str) -> float:
+        return BatchTestState(context).deadline(batch_test_id, self.wait_timeout)
+
+    def check_batch(self, context: Context, batch_test_id: str, deadline: float) -> dict[str, Any] | None:
         """One poll: the result once complete, else None; raises once the absolute deadline passed."""
         self._waiting_for = batch_test_id
-        state = BatchTestState(context)
-        deadline = state.deadline(batch_test_id, self.wait_timeout)
         try:
             batch = self.hook.get_batch_test(batch_test_id)
         except RetellPermanentError as exc:
@@ -117,15 +118,15 @@ class BatchTestWaitMixin:
             return self.finish(context, batch, self.quality_gate())
         self.log.info("Batch test %s: %s", batch_test_id, batch.progress())
         if time.time() >= deadline:
-            state.forget()
+            BatchTestState(context).forget()
             raise RetellTimeoutError(self.timeout_message(batch_test_id, batch))
         return None
 
     def wait_for_batch(self, context: Context, batch_test_id: str, *, deferrable: bool) -> dict[str, Any]:
         """Return the result once the batch completes; defers instead of polling when asked."""
         self.quality_gate()  # a bad bound fails now, not after hours of waiting
-        while (result := self.check_batch(context, batch_test_id)) is None:
-            deadline = BatchTestState(context).deadline(batch_test_id, self.wait_timeout)
+        deadline = self.deadline(context, batch_test_id)
+        while (result := self.check_batch(context, batch_test_id, deadline)) is None:
             remaining = deadline - time.time()
             if deferrable:
                 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger

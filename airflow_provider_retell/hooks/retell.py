@@ -62,7 +62,7 @@ def _number(extra: dict[str, Any], key: str, default: float, *, conn_id: str, in
         number = int(value) if integer else float(value)
     except (TypeError, ValueError):
         number = -1
-    if number < 0 or isinstance(value, bool):
+    if not number >= 0 or isinstance(value, bool):  # "not >=" also refuses NaN
         kind = "a non-negative integer" if integer else "a non-negative number"
         raise RetellInputError(f"Connection {conn_id!r}: extra {key!r} must be {kind}, got {value!r}")
     return number
@@ -201,6 +201,11 @@ def _create_was_sent(exc: BaseException) -> bool:
         cause = exc.__cause__
         return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
     return exc.status_code >= 500 or exc.status_code == 408 or 200 <= exc.status_code < 300
+
+
+def _create_timed_out(exc: BaseException) -> bool:
+    """The create was sent and no reply came in time: Retell may still be creating the batch."""
+    return isinstance(exc, RetellAPIError) and isinstance(exc.__cause__, httpx.TimeoutException)
 
 
 def validate_ids(ids: Any, *, argument: str = "test_case_definition_ids") -> list[str]:
@@ -423,20 +428,29 @@ class RetellHook(BaseHook):
         The engine's existing batches are noted first. When a create's reply is lost (timeout,
         dropped connection, 5xx), the engine's batches are listed again and the one new batch of
         the same size created since the submit is adopted; only when there is none is the create
-        sent again, and when there are several the task fails without creating.
+        sent again, and when there are several the task fails without creating. After a read
+        timeout the create is never sent again (Retell may still be creating it): the remaining
+        attempts only list.
         """
         engine = parse_engine_input(response_engine)
         body = _create_body(engine, test_case_definition_ids)
         before = {b.id for b in self.list_batch_tests(engine)}
         submitted_at = time.time()
+        timed_out: RetellAPIError | None = None  # after a timeout, only look: the batch may still land
         for retry in self.settings.retry.retrying(self.log):
             with retry:
+                if timed_out is not None:
+                    batch = self._adopt(
+                        self.list_batch_tests(engine), before, engine, body, submitted_at, timed_out
+                    )
+                    continue
                 try:
                     reply = self._send("POST", _CREATE_PATH, json=body)
                     batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
                 except RetellAPIError as exc:
                     if not _create_was_sent(exc):
                         raise
+                    timed_out = exc if _create_timed_out(exc) else None
                     batch = self._adopt(self.list_batch_tests(engine), before, engine, body, submitted_at, exc)
         return batch
 
@@ -447,14 +461,20 @@ class RetellHook(BaseHook):
         body = _create_body(engine, test_case_definition_ids)
         before = {b.id for b in await self.alist_batch_tests(engine)}
         submitted_at = time.time()
+        timed_out: RetellAPIError | None = None  # after a timeout, only look: the batch may still land
         async for retry in (await self.asettings()).retry.async_retrying(self.log):
             with retry:
+                if timed_out is not None:
+                    batches = await self.alist_batch_tests(engine)
+                    batch = self._adopt(batches, before, engine, body, submitted_at, timed_out)
+                    continue
                 try:
                     reply = await self._asend("POST", _CREATE_PATH, json=body)
                     batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
                 except RetellAPIError as exc:
                     if not _create_was_sent(exc):
                         raise
+                    timed_out = exc if _create_timed_out(exc) else None
                     batches = await self.alist_batch_tests(engine)
                     batch = self._adopt(batches, before, engine, body, submitted_at, exc)
         return batch
@@ -486,9 +506,15 @@ class RetellHook(BaseHook):
                 method="POST",
                 path=_CREATE_PATH,
             ) from error
-        self.log.warning(
-            "The create reply was lost (%s) and no batch was created: sending it again", error.message
-        )
+        if _create_timed_out(error):
+            self.log.warning(
+                "The create timed out (%s) and its batch is not listed yet: looking again, not re-sending",
+                error.message,
+            )
+        else:
+            self.log.warning(
+                "The create reply was lost (%s) and no batch was created: sending it again", error.message
+            )
         raise error
 
 

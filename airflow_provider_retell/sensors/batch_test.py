@@ -82,5 +82,5 @@ class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
             raise RetellTimeoutError(self.timeout_message(self.batch_test_id, None)) from exc
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        result = self.check_batch(context, self.batch_test_id)
+        result = self.check_batch(context, self.batch_test_id, self.deadline(context, self.batch_test_id))
         return False if result is None else PokeReturnValue(is_done=True, xcom_value=result)
