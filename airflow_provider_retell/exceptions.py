@@ -48,7 +48,7 @@ class RetellAPIError(RetellError):
         self.message = message
         self.retry_after = retry_after
         where = f"{method} {path}".strip()
-        status = f"HTTP {status_code}" if status_code is not None else "no HTTP response"
+        status = f"HTTP {status_code}" if status_code is not None else "no usable reply"
         super().__init__(f"Retell API {where} failed ({status}): {message}")
 
 

@@ -7,6 +7,7 @@ Retell's edge. Everything else (bad key, unknown id, a reply we cannot parse) is
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class RetryPolicy:
     def wait_seconds(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
+        if retry_after is not None and not math.isnan(retry_after):  # a "nan" header would crash sleep()
             return float(min(max(retry_after, 0.0), self.max_wait))
         # jitter, so tasks failing together do not retry in lockstep
         backoff = wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + wait_random(

@@ -59,7 +59,9 @@ def _number(extra: dict[str, Any], key: str, default: float, *, conn_id: str, in
     if value in (None, ""):
         return default
     try:
-        number = int(value) if integer else float(value)
+        number = float(value)
+        if integer:  # 1.5 is not silently truncated to 1
+            number = int(number) if number.is_integer() else -1
     except (TypeError, ValueError):
         number = -1
     if not number >= 0 or isinstance(value, bool):  # "not >=" also refuses NaN
