@@ -24,9 +24,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.hooks.retell"]}],
-        "operators": [{"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.operators.batch_test"]}],
+        "operators": [
+            {"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.operators.batch_test"]}
+        ],
         "sensors": [{"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.sensors.batch_test"]}],
-        "triggers": [{"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.triggers.batch_test"]}],
+        "triggers": [
+            {"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.triggers.batch_test"]}
+        ],
         "extra-links": [f"{_PACKAGE}.links.RetellAgentLink"],
         "connection-types": [
             {

@@ -11,7 +11,7 @@ from enum import Enum
 from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from airflow_provider_retell.exceptions import RetellAPIError, RetellInputError
 
@@ -162,14 +162,6 @@ class TestRun(_RetellModel):
     test_case_definition_snapshot: dict[str, Any] | None = None
     creation_timestamp: int | None = None
     user_modified_timestamp: int | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_transcript(cls, data: Any) -> Any:
-        """``extra="allow"`` would keep the transcript (conversation content): never hold it."""
-        if isinstance(data, dict) and "transcript_snapshot" in data:
-            return {k: v for k, v in data.items() if k != "transcript_snapshot"}
-        return data
 
     @property
     def name(self) -> str:

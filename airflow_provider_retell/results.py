@@ -121,13 +121,16 @@ def build_result(
     }
 
 
+def _one_line(value: Any) -> str:
+    return " ".join(str(value or "").split())
+
+
 def failed_cases_table(cases: Sequence[dict[str, Any]]) -> str:
     """A plain-text table (name, status, explanation) for the task log and the gate error."""
     if not cases:
         return "(no failed test cases)"
     rows = [("name", "status", "explanation")] + [
-        (str(c["name"]), str(c["status"]), " ".join(str(c["result_explanation"] or "").split()))
-        for c in cases
+        (_one_line(c["name"]), _one_line(c["status"]), _one_line(c["result_explanation"])) for c in cases
     ]
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(2)]
     lines = [f"{r[0][:60]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows]

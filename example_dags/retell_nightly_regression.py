@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
@@ -52,4 +53,9 @@ with DAG(
             print(f"  {case['status']:5}  {case['name']}: {case['result_explanation']}")
         return {k: result[k] for k in ("pass_count", "fail_count", "error_count", "total_count", "pass_rate")}
 
-    report(wait.output)
+    @task(trigger_rule="one_failed", retries=0)
+    def watcher() -> None:
+        """Fail the DAG run when anything upstream failed: ``report`` (all_done) alone would leave it green."""
+        raise AirflowFailException("A task failed (see the quality gate above): failing the DAG run")
+
+    [wait, report(wait.output)] >> watcher()

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 
@@ -71,4 +72,9 @@ with DAG(
             k: result[k] for k in ("pass_count", "fail_count", "error_count", "total_count", "gate_passed")
         }
 
-    report(run_tests.output)
+    @task(trigger_rule="one_failed", retries=0)
+    def watcher() -> None:
+        """Fail the DAG run when anything upstream failed: ``report`` (all_done) alone would leave it green."""
+        raise AirflowFailException("A task failed (see the quality gate above): failing the DAG run")
+
+    [run_tests, report(run_tests.output)] >> watcher()

@@ -52,6 +52,38 @@ def run_dag(dag: DAG, *, conf: dict[str, Any] | None = None, poll_interval: floa
     return dag.test(run_conf=conf)
 
 
+def rerun_task(dag: DAG, run: DagRun, task_id: str) -> Any:
+    """Clear one task instance of a finished run and run it again in that same run (the UI's "Clear").
+
+    ``dag.test()`` cannot do this: given an existing logical date it deletes the run and starts a new
+    one. This takes the path ``dag.test()`` takes for each task (deferrals run in-process).
+    """
+    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    def fetch(session: Any) -> TaskInstance:
+        return session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == run.dag_id,
+                TaskInstance.run_id == run.run_id,
+                TaskInstance.task_id == task_id,
+            )
+        ).one()
+
+    with create_session() as session:
+        clear_task_instances([fetch(session)], session, dag_run_state=False)
+    with create_session() as session:
+        ti = fetch(session)
+        ti.try_number += 1
+        ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        _run_task(ti=ti, task=dag.task_dict[task_id], run_triggerer=True)
+    return task_instance(run, task_id)
+
+
 def xcom(run: DagRun, task_id: str, key: str = "return_value", map_index: int | None = None) -> Any:
     """What a task of ``run`` pushed under ``key`` (None when nothing was pushed)."""
     from airflow.models.xcom import XComModel

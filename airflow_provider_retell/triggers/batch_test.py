@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_retell.exceptions import RetellError, still_running_message
+from airflow_provider_retell.exceptions import RetellError, RetellPermanentError, still_running_message
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.models import BatchTest
 from airflow_provider_retell.retry import is_transient
@@ -71,7 +71,10 @@ class RetellBatchTestTrigger(BaseTrigger):
                     batch = await hook.aget_batch_test(self.batch_test_id)
                 except RetellError as exc:
                     if not is_transient(exc):
-                        yield self._event("error", batch=last, message=str(exc))
+                        event = self._event("error", batch=last, message=str(exc))
+                        if isinstance(exc, RetellPermanentError):  # lets the task fail without retries
+                            event.payload["status_code"] = exc.status_code
+                        yield event
                         return
                     failures += 1
                     self.log.warning(

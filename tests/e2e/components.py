@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -69,8 +70,8 @@ def airflow_env(
             "AIRFLOW__API__BASE_URL": base_url,
             "AIRFLOW__API__WORKERS": "1",
             # One secret for every process: the scheduler signs the task tokens the api-server checks.
-            "AIRFLOW__API_AUTH__JWT_SECRET": "retell-e2e-jwt-secret-not-for-production",
-            "AIRFLOW__API__SECRET_KEY": "retell-e2e-secret-key-not-for-production",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),  # 64 bytes: HS512 wants >= 64
+            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
@@ -143,20 +144,12 @@ class Component:
         self._signal_group(signal.SIGKILL)
         self.process.wait(STOP_TIMEOUT)
 
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the group, wait, then SIGKILL what is left; reap the leader last."""
-        if self.process is None or self.process.returncode is not None:
-            return
-        self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.exited():
-            time.sleep(0.2)
-        # Give the leader's children a moment to follow it, then kill whatever is left.
-        grace = time.monotonic() + 3.0
-        while time.monotonic() < grace and self._group_alive() and self.exited():
-            time.sleep(0.2)
-        self._signal_group(signal.SIGKILL)
-        self.process.wait(STOP_TIMEOUT)
+        stop_components([self], timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         return f"--- {self.name} ({self.log_path}) ---\n{tail(self.log_path, lines)}"
@@ -197,21 +190,76 @@ class AirflowStack:
     def check_running(self) -> None:
         """Fail at once, with its log, if a component that should be running has died."""
         for component in self.components:
-            if component.process is not None and component.process.returncode is None and component.exited():
+            if component.running() and component.exited():
                 raise ComponentError(f"{component.name} exited unexpectedly\n{self.diagnostics()}")
 
-    def stop_all(self) -> None:
-        errors: list[str] = []
-        for component in reversed(self.components):
-            try:
-                component.stop()
-            except Exception as exc:  # keep stopping the others
-                errors.append(f"{component.name}: {exc!r}")
-        if errors:
-            raise RuntimeError("could not stop: " + "; ".join(errors))
+    def stop_all(self, timeout: float = STOP_TIMEOUT) -> None:
+        stop_components(self.components, timeout)
 
     def diagnostics(self, lines: int = 40) -> str:
         return "\n".join(c.log_tail(lines) for c in self.components)
+
+
+def _listening_inodes() -> dict[str, tuple[str, int]]:
+    """Socket inode -> (address, port) of every listening TCP socket (IPv4 and IPv6) on the machine."""
+    listening: dict[str, tuple[str, int]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] != "0A":  # TCP_LISTEN
+                    continue
+                address_hex, port_hex = fields[1].split(":")
+                raw = bytes.fromhex(address_hex)
+                # /proc shows each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+                listening[fields[9]] = (socket.inet_ntop(family, words), int(port_hex, 16))
+    return listening
+
+
+def listening_sockets(components: list[Component]) -> dict[str, list[tuple[str, int]]]:
+    """The TCP addresses that processes of the running components' groups listen on (Linux only)."""
+    groups = {c.pid: c.name for c in components if c.running()}
+    listening = _listening_inodes()
+    found: dict[str, list[tuple[str, int]]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            name = groups.get(os.getpgid(int(entry)))
+            if name is None:
+                continue
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                target = os.readlink(f"/proc/{entry}/fd/{fd}")
+                if target.startswith("socket:[") and target[8:-1] in listening:
+                    found.setdefault(name, []).append(listening[target[8:-1]])
+        except OSError:  # the process exited meanwhile
+            continue
+    return found
+
+
+def stop_components(components: list[Component], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop several components at once: SIGTERM every group, wait, SIGKILL what is left, reap.
+
+    Each leader is reaped only after its group got the final SIGKILL, so no signal can reach a
+    process that merely reused one of our PIDs.
+    """
+    running = [c for c in components if c.running()]
+    for component in running:
+        component._signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(c.exited() for c in running):
+        time.sleep(0.2)
+    # Give the leaders' children a moment to follow them, then kill whatever is left.
+    grace = min(deadline, time.monotonic() + 3.0)
+    while time.monotonic() < grace and any(c._group_alive() for c in running):
+        time.sleep(0.2)
+    for component in running:
+        component._signal_group(signal.SIGKILL)
+    for component in running:
+        assert component.process is not None
+        component.process.wait(STOP_TIMEOUT)
 
 
 def wait_for(
@@ -263,7 +311,8 @@ class AirflowApi:
         if response.status_code != 200:
             return None
         body = response.json()
-        ok = all(body.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
+        parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        ok = all((body.get(part) or {}).get("status") == "healthy" for part in parts)
         return body if ok else None
 
     def login(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,41 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = ROOT / "example_dags"
-#: Seconds between polls in every e2e run: the emulator runs a hundred times faster than Retell.
-POLL = 0.2
-
-#: The result dict of DESIGN.md ("XCom"), key for key.
-RESULT_KEYS = {
-    "batch_test_id",
-    "status",
-    "response_engine",
-    "pass_count",
-    "fail_count",
-    "error_count",
-    "total_count",
-    "pass_rate",
-    "gate_passed",
-    "gate_reasons",
-    "failed_test_cases",
-    "created_at",
-    "completed_at",
-    "url",
-}
-FAILED_CASE_KEYS = {"test_case_job_id", "test_case_definition_id", "name", "status", "result_explanation"}
-
-#: The two agent_booking cases of the default seed that do not pass.
-BOOKING_FAIL = (
-    "tcd_booking_07",
-    "Double-booking is prevented",
-    "fail",
-    "The agent confirmed Monday 10 am without checking availability, double-booking the slot.",
-)
-BOOKING_ERROR = (
-    "tcd_booking_11",
-    "Books through the calendar tool",
-    "error",
-    "The simulation ended with an error, the check_availability tool mock returned invalid JSON.",
-)
 
 
 @pytest.fixture(scope="session")
@@ -54,16 +17,3 @@ def example_dags(airflow_db: Path) -> dict[str, Any]:
     from scripts.dagrun import load_dags
 
     return load_dags(str(EXAMPLE_DAGS))
-
-
-@contextlib.contextmanager
-def task_attrs(task: Any, **attrs: Any) -> Iterator[Any]:
-    """Set attributes of a task of a shared (session) DAG for one test, restoring them after."""
-    saved = {name: getattr(task, name) for name in attrs}
-    for name, value in attrs.items():
-        setattr(task, name, value)
-    try:
-        yield task
-    finally:
-        for name, value in saved.items():
-            setattr(task, name, value)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 BASE_URL = "http://127.0.0.1:59999"
 API_KEY = "key_unit_SECRET_5f3a9c"
 CONN_ID = "retell_unit"

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from typing import Any
 
+import httpx._transports.default as httpx_transports
 import pytest
 from _retell_helpers import CONN_ID, FakeStore, FakeTI, conn_json
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_ssl_context() -> Iterator[None]:
+    """httpx builds a fresh SSL context (~0.2 s, loading certifi) for every client; share one here.
+
+    Unit tests only talk http:// to loopback (respx), so one shared default context is harmless.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            httpx_transports,
+            "create_ssl_context",
+            functools.lru_cache(maxsize=8)(httpx_transports.create_ssl_context),
+        )
+        yield
 
 
 @pytest.fixture

@@ -14,10 +14,12 @@ from airflow_provider_retell.models import (
     ConversationFlowEngine,
     CustomLlmEngine,
     RetellLlmEngine,
-    TestRun as RunModel,
     engine_query,
     parse_engine_input,
     parse_response,
+)
+from airflow_provider_retell.models import (
+    TestRun as RunModel,
 )
 
 
@@ -61,7 +63,7 @@ def test_engine_input_error_uses_the_given_argument_name() -> None:
 
 
 def test_custom_llm_input_is_refused_with_a_clear_reason() -> None:
-    with pytest.raises(RetellInputError, match="custom-llm.*cannot be batch tested"):
+    with pytest.raises(RetellInputError, match=r"custom-llm.*cannot be batch tested"):
         parse_engine_input({"type": "custom-llm", "llm_websocket_url": "wss://x"})
 
 
@@ -107,7 +109,9 @@ def test_custom_llm_is_parsed_in_responses() -> None:
         path="/get-agent/a1",
     )
     assert isinstance(agent.response_engine, CustomLlmEngine)
-    batch = BatchTest.model_validate(batch_json(engine={"type": "custom-llm", "llm_websocket_url": "wss://x"}))
+    batch = BatchTest.model_validate(
+        batch_json(engine={"type": "custom-llm", "llm_websocket_url": "wss://x"})
+    )
     assert isinstance(batch.response_engine, CustomLlmEngine)
 
 
@@ -133,7 +137,9 @@ def test_batch_test_known_statuses() -> None:
 
 
 def test_progress_counts_errors_as_failed() -> None:
-    batch = BatchTest.model_validate(batch_json(status="in_progress", passed=9, failed=2, errored=1, total=40))
+    batch = BatchTest.model_validate(
+        batch_json(status="in_progress", passed=9, failed=2, errored=1, total=40)
+    )
     assert batch.progress() == "12/40 done, 3 failed"
     assert batch.done_count == 12
 

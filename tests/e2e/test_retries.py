@@ -1,0 +1,113 @@
+"""A task retry reattaches to the batch its first try started; a manual re-run after a verdict starts anew.
+
+Each DAG is built in the test, synced to the metadata database and run with ``dag.test()``; the
+emulator's faults make the first try fail after the batch exists.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scripts.dagrun import rerun_task, sync_dag, task_instance, xcom
+from tests.e2e.dag_support import POLL
+
+pytestmark = pytest.mark.e2e
+
+STATE_KEY = "retell_batch_test"  # documented in waiting.py: the task_state_store record
+
+
+def _one_task_dag(dag_id: str, *, deferrable: bool) -> Any:
+    from airflow.sdk import DAG
+
+    from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
+
+    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+        RetellBatchTestOperator(
+            task_id="run_batch_test",
+            agent_id="agent_support",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            poll_interval=POLL,
+            retries=1,
+            retry_delay=timedelta(0),
+        )
+    return sync_dag(dag)
+
+
+def _stored_state(run: Any, task_id: str) -> dict[str, Any] | None:
+    """The operator's record in Airflow's task_state_store for this run, read from the database."""
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalars(
+            select(TaskStateStoreModel).where(
+                TaskStateStoreModel.dag_id == run.dag_id,
+                TaskStateStoreModel.run_id == run.run_id,
+                TaskStateStoreModel.task_id == task_id,
+                TaskStateStoreModel.key == STATE_KEY,
+            )
+        ).one_or_none()
+        return None if row is None else json.loads(row.value)
+
+
+def _assert_one_batch_passed(run: Any, emulator: Any) -> str:
+    assert emulator.count("POST", "/create-batch-test") == 1
+    batch_test_id = xcom(run, "run_batch_test", "batch_test_id")
+    result = xcom(run, "run_batch_test")
+    assert result["batch_test_id"] == batch_test_id
+    assert (result["pass_count"], result["total_count"], result["gate_passed"]) == (8, 8, True)
+    return batch_test_id
+
+
+def _assert_manual_rerun_starts_a_new_batch(dag: Any, run: Any, emulator: Any, first_id: str) -> None:
+    # The verdict dropped the stored id, so clearing the task and running it again starts a new batch.
+    assert _stored_state(run, "run_batch_test") is None
+    ti = rerun_task(dag, run, "run_batch_test")
+    assert ti.state == "success"
+    assert emulator.count("POST", "/create-batch-test") == 2
+    second_id = xcom(run, "run_batch_test", "batch_test_id")
+    assert second_id != first_id
+    assert xcom(run, "run_batch_test")["batch_test_id"] == second_id
+    assert xcom(run, "run_batch_test")["total_count"] == 8
+
+
+def test_polling_retry_reattaches_after_a_transient_storm(airflow_db, retell_conn):
+    dag = _one_task_dag("e2e_retry_polling", deferrable=False)
+    # Every status read of try 1 fails: 4 attempts = the hook's 1 + max_retries=3, so try 1 fails
+    # with a (retryable) RetellAPIError after the batch was created.
+    retell_conn.add_fault("GET", "/get-batch-test/*", "status", times=4, status_code=503)
+    run = dag.test()
+
+    assert run.state == "success"
+    ti = task_instance(run, "run_batch_test")
+    assert ti.state == "success"
+    assert ti.try_number == 2
+    assert retell_conn.count("GET", "/get-batch-test/*") > 4
+    first_id = _assert_one_batch_passed(run, retell_conn)
+
+    _assert_manual_rerun_starts_a_new_batch(dag, run, retell_conn, first_id)
+
+
+def test_deferred_retry_reattaches_after_the_trigger_reports_an_error(airflow_db, retell_conn):
+    dag = _one_task_dag("e2e_retry_deferrable", deferrable=True)
+    # Try 1: its own status read goes through (a no-op fault consumes it), the task defers, and the
+    # trigger's first poll gets a 404: a final error for the trigger, whose "error" event fails try 1.
+    retell_conn.add_fault("GET", "/get-batch-test/*", "delay", times=1, seconds=0)
+    retell_conn.add_fault("GET", "/get-batch-test/*", "status", times=1, status_code=404)
+    run = dag.test()
+
+    assert run.state == "success"
+    ti = task_instance(run, "run_batch_test")
+    assert ti.state == "success"
+    assert ti.try_number == 2
+    statuses = [r["status"] for r in retell_conn.requests("GET", "/get-batch-test/*")]
+    assert statuses[:2] == [200, 404]
+    first_id = _assert_one_batch_passed(run, retell_conn)
+
+    _assert_manual_rerun_starts_a_new_batch(dag, run, retell_conn, first_id)

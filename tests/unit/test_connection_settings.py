@@ -1,0 +1,157 @@
+"""RetellConnectionSettings.from_connection: base URL rules, the key, extras."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from _retell_helpers import API_KEY
+
+from airflow_provider_retell.exceptions import RetellInputError
+from airflow_provider_retell.hooks.retell import RetellConnectionSettings, RetellHook
+
+
+def settings(set_conn, conn_id: str = "retell_cs", **fields: Any) -> RetellConnectionSettings:
+    set_conn(conn_id, **fields)
+    return RetellHook(conn_id).settings
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("https://retell.example.com", None, "https://retell.example.com"),
+        ("https://retell.example.com/", None, "https://retell.example.com"),
+        ("https://retell.example.com:8443/api/", None, "https://retell.example.com:8443/api"),
+        ("http://127.0.0.1:8080", None, "http://127.0.0.1:8080"),
+        ("api.retellai.com", None, "https://api.retellai.com"),
+        ("retell.internal", 8443, "https://retell.internal:8443"),
+        ("", None, "https://api.retellai.com"),
+        ("   ", None, "https://api.retellai.com"),
+        (None, None, "https://api.retellai.com"),
+    ],
+)
+def test_base_url(set_conn, host: str | None, port: int | None, expected: str) -> None:
+    fields: dict[str, Any] = {"host": host}
+    if port is not None:
+        fields["port"] = port
+    s = settings(set_conn, **fields)
+    assert s.base_url == expected
+    assert s.api_key == API_KEY
+    assert s.client_kwargs()["base_url"] == expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://localhost:8080",
+        "http://127.0.0.1",
+        "http://127.5.6.7:9000",
+        "http://[::1]:8080",
+        "http://[::1]",
+    ],
+)
+def test_http_to_loopback_is_allowed(set_conn, host: str) -> None:
+    assert settings(set_conn, host=host).base_url == host
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://api.retellai.com",
+        "http://10.0.0.5:8080",
+        "http://localhost.example.com",
+        "http://[2001:db8::1]",
+    ],
+)
+def test_http_to_other_hosts_is_refused(set_conn, host: str) -> None:
+    with pytest.raises(RetellInputError) as info:
+        settings(set_conn, "retell_plain", host=host)
+    text = str(info.value)
+    assert "retell_plain" in text
+    assert host in text
+    assert "allow_insecure_http" in text
+    assert API_KEY not in text
+
+
+@pytest.mark.parametrize("flag", [True, "true", "True", "1", "yes"])
+def test_allow_insecure_http_extra(set_conn, flag: Any) -> None:
+    s = settings(set_conn, host="http://retell.internal:8080", extra={"allow_insecure_http": flag})
+    assert s.base_url == "http://retell.internal:8080"
+
+
+@pytest.mark.parametrize("flag", [False, "false", "no", "0", ""])
+def test_allow_insecure_http_false_values(set_conn, flag: Any) -> None:
+    with pytest.raises(RetellInputError, match="http://"):
+        settings(set_conn, host="http://retell.internal:8080", extra={"allow_insecure_http": flag})
+
+
+@pytest.mark.parametrize("host", ["ftp://retell.example.com", "https://"])
+def test_non_http_base_url_is_refused(set_conn, host: str) -> None:
+    with pytest.raises(RetellInputError, match="retell_cs"):
+        settings(set_conn, host=host)
+
+
+@pytest.mark.parametrize("password", [None, "", "   "])
+def test_missing_api_key(set_conn, password: str | None) -> None:
+    with pytest.raises(RetellInputError) as info:
+        settings(set_conn, "retell_nokey", password=password)
+    assert "retell_nokey" in str(info.value)
+    assert "API Key" in str(info.value)
+
+
+def test_api_key_is_stripped_and_hidden(set_conn) -> None:
+    s = settings(set_conn, password=f"  {API_KEY}\n")
+    assert s.api_key == API_KEY
+    assert API_KEY not in repr(s)
+    assert s.client_kwargs()["headers"]["Authorization"] == f"Bearer {API_KEY}"
+    assert s.client_kwargs()["follow_redirects"] is False
+
+
+def test_extras_defaults(set_conn) -> None:
+    s = settings(set_conn)
+    assert (s.timeout, s.connect_timeout) == (60.0, 5.0)
+    assert (s.retry.max_retries, s.retry.max_wait) == (3, 60.0)
+    timeout = s.client_kwargs()["timeout"]
+    assert (timeout.read, timeout.connect) == (60.0, 5.0)
+
+
+def test_extras_are_read(set_conn) -> None:
+    s = settings(
+        set_conn, extra={"timeout": 12.5, "connect_timeout": "2", "max_retries": 5, "max_retry_wait": 0.5}
+    )
+    assert (s.timeout, s.connect_timeout) == (12.5, 2.0)
+    assert (s.retry.max_retries, s.retry.max_wait) == (5, 0.5)
+    assert isinstance(s.retry.max_retries, int)
+    assert s.client_kwargs()["timeout"].read == 12.5
+
+
+def test_empty_extras_use_defaults(set_conn) -> None:
+    s = settings(set_conn, extra={"timeout": "", "max_retries": None})
+    assert s.timeout == 60.0
+    assert s.retry.max_retries == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("timeout", -1),
+        ("timeout", "soon"),
+        ("timeout", [1]),
+        ("timeout", True),
+        ("timeout", "nan"),
+        ("max_retry_wait", float("nan")),
+        ("connect_timeout", -0.5),
+        ("connect_timeout", {"s": 1}),
+        ("max_retries", -1),
+        ("max_retries", "three"),
+        ("max_retries", False),
+        ("max_retries", 1.5),
+        ("max_retry_wait", -3),
+        ("max_retry_wait", "x"),
+    ],
+)
+def test_bad_extras_name_the_extra(set_conn, key: str, value: Any) -> None:
+    with pytest.raises(RetellInputError) as info:
+        settings(set_conn, "retell_extras", extra={key: value})
+    assert key in str(info.value)
+    assert "retell_extras" in str(info.value)
