@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,12 +32,12 @@ def airflow_home() -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_db(airflow_home: Path) -> Iterator[Path]:
+def airflow_db(airflow_home: Path) -> Path:
     """A fresh metadata database (SQLite under AIRFLOW_HOME), created once per session."""
     from airflow.utils import db
 
     db.resetdb()
-    yield airflow_home
+    return airflow_home
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from airflow_provider_retell.hooks import retell as retell_hook_module
+from airflow_provider_retell import connection as connection_module
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
 
@@ -85,7 +85,7 @@ async def test_many_triggers_share_one_client_and_bounded_sockets(retell_conn, m
     batch_ids = create(SUPPORT, [f"tcd_support_{i:02d}" for i in range(1, 9)], n_triggers)
     retell_conn.clear_requests()
 
-    pool = retell_hook_module._ASYNC_CLIENTS
+    pool = connection_module.ASYNC_CLIENTS
     acquired: list[Any] = []
     original_acquire = pool.acquire
 

@@ -14,8 +14,8 @@ import respx
 from _retell_helpers import API_KEY, BASE_URL, batch_json
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider_retell import connection as connection_module
 from airflow_provider_retell.exceptions import STATUS_MEANINGS
-from airflow_provider_retell.hooks import retell as retell_hook_module
 from airflow_provider_retell.models import BatchTest
 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
 
@@ -66,7 +66,7 @@ def in_progress(done: int = 0, failed: int = 0, total: int = 12, **kw: Any) -> d
 def pool_entries() -> list[Any]:
     """The shared pool's clients for the running event loop."""
     loop_id = id(asyncio.get_running_loop())
-    return [entry for key, entry in retell_hook_module._ASYNC_CLIENTS._clients.items() if key[0] == loop_id]
+    return [entry for key, entry in connection_module.ASYNC_CLIENTS._clients.items() if key[0] == loop_id]
 
 
 # -- serialization --------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ async def test_one_client_reused_across_polls_and_released(
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    monkeypatch.setattr(retell_hook_module.httpx, "AsyncClient", CountingClient)
+    monkeypatch.setattr(connection_module.httpx, "AsyncClient", CountingClient)
     route = api.get(GET_PATH).mock(side_effect=replies(*[in_progress(i) for i in range(6)], batch_json()))
     events = await collect(make_trigger(no_retry_conn))
     assert events[0].payload["status"] == "complete"
@@ -273,7 +273,7 @@ async def test_concurrent_triggers_share_one_pool(
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    monkeypatch.setattr(retell_hook_module.httpx, "AsyncClient", CountingClient)
+    monkeypatch.setattr(connection_module.httpx, "AsyncClient", CountingClient)
     for n in range(5):
         api.get(f"/get-batch-test/tcbj_{n}").mock(
             side_effect=replies(in_progress(1), in_progress(2), batch_json(f"tcbj_{n}"))
