@@ -134,9 +134,7 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
             raise RetellInputError(f"agent_version must be a non-negative int or None, got {version!r}")
         ids = None if self.test_case_definition_ids is None else validate_ids(self.test_case_definition_ids)
         self.quality_gate()
-        if not isinstance(self.retell_conn_id, str) or not self.retell_conn_id:
-            raise RetellInputError(f"retell_conn_id must be a non-empty string, got {self.retell_conn_id!r}")
-        self.hook.settings  # noqa: B018  # a connection without a key fails here, before any request
+        self.hook.settings  # noqa: B018  # a bad conn id or a connection without a key fails here, before any request
         return engine, ids
 
     def _resolve_engine(self) -> TestableEngine:

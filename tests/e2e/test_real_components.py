@@ -6,13 +6,14 @@ so that the 8-case ``agent_support`` batch takes ~30 s. The test triggers ``rete
 through the REST API, waits until ``wait_for_batch_test`` is deferred and the triggerer is polling
 Retell, SIGKILLs the triggerer's whole process group (no clean-up code runs), starts a new
 triggerer, and checks that the run completes from the trigger's kwargs alone: one batch created,
-polling resumed by the new triggerer, the same try of the sensor finishing with 8/8.
+polling resumed by the new triggerer (its own trigger log), the same try of the sensor finishing
+with 8/8, nothing listening beyond 127.0.0.1, and the API key in no log.
 
 REST API authentication: ``[core] simple_auth_manager_all_admins = True`` makes the api-server add
 an admin token to every request (``SimpleAllAdminMiddleware``); the client also sends the token
 from ``GET /auth/token`` (see ``components.AirflowApi``).
 
-Runtime: ~60-90 s (component start-up ~20-30 s on 2 shared cores, the batch ~30 s, take-over ~10 s).
+Runtime: ~80-140 s: start-up 25-55 s on 2 shared cores, the run ~45 s (batch 30 s), teardown ~10 s.
 """
 
 from __future__ import annotations
