@@ -18,35 +18,10 @@ from airflow_provider_retell.exceptions import RetellError, RetellInputError, Re
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
+from tests.fakes import fake_context
 
 BOOKING = {"type": "retell-llm", "llm_id": "llm_booking"}
 IDS = ["tcd_booking_01", "tcd_booking_02"]
-
-
-class FakeTI:
-    def __init__(self) -> None:
-        self.pushed: list[tuple[str, Any]] = []
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed.append((key, value))
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-
-def context() -> dict[str, Any]:
-    return {"ti": FakeTI(), "task_state_store": FakeStore()}
 
 
 def hook_call(method: str, *args: Any, **kwargs: Any) -> Callable[[], Any]:
@@ -67,7 +42,7 @@ def operator(**kwargs: Any) -> Callable[[], Any]:
         kwargs.setdefault("poll_interval", 0.05)
         if "agent_id" not in kwargs:
             kwargs.setdefault("response_engine", BOOKING)
-        return RetellBatchTestOperator(task_id="start", **kwargs).execute(context())
+        return RetellBatchTestOperator(task_id="start", **kwargs).execute(fake_context())
 
     return call
 
@@ -79,7 +54,7 @@ def waiting_operator(**kwargs: Any) -> Callable[[], Any]:
 def sensor(**kwargs: Any) -> Callable[[], Any]:
     def call() -> Any:
         kwargs.setdefault("batch_test_id", "tcbj_anything")
-        return RetellBatchTestSensor(task_id="wait", poke_interval=0.05, **kwargs).execute(context())
+        return RetellBatchTestSensor(task_id="wait", poke_interval=0.05, **kwargs).execute(fake_context())
 
     return call
 

@@ -74,25 +74,3 @@ def run_json(
 
 def page(items: list[dict[str, Any]], key: str | None = None) -> dict[str, Any]:
     return {"items": items, "has_more": key is not None, "pagination_key": key}
-
-
-class FakeTI:
-    def __init__(self) -> None:
-        self.pushed: list[tuple[str, Any]] = []
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed.append((key, value))
-
-
-class FakeStore:
-    def __init__(self, data: dict[str, Any] | None = None) -> None:
-        self.data: dict[str, Any] = dict(data or {})
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)

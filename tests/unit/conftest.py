@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx._transports.default as httpx_transports
 import pytest
-from _retell_helpers import CONN_ID, FakeStore, FakeTI, conn_json
+from _retell_helpers import CONN_ID, conn_json
+
+from tests.fakes import FakeStore, FakeTI
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import respx
-from _retell_helpers import BASE_URL, LLM_ENGINE, FakeStore, batch_json, page, run_json
+from _retell_helpers import BASE_URL, LLM_ENGINE, batch_json, page, run_json
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_retell.exceptions import (
@@ -19,6 +19,7 @@ from airflow_provider_retell.exceptions import (
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
 from airflow_provider_retell.waiting import STATE_KEY
+from tests.fakes import FakeStore
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import respx
-from _retell_helpers import API_KEY, BASE_URL, FLOW_ENGINE, LLM_ENGINE, FakeStore, batch_json, page
+from _retell_helpers import API_KEY, BASE_URL, FLOW_ENGINE, LLM_ENGINE, batch_json, page
 
 from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
 from airflow_provider_retell.waiting import STATE_KEY
+from tests.fakes import FakeStore
 
 
 @pytest.fixture
