@@ -10,7 +10,7 @@ import httpx._transports.default as httpx_transports
 import pytest
 from _retell_helpers import CONN_ID, conn_json
 
-from tests.fakes import FakeStore, FakeTI
+from tests.fakes import fake_context
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,4 +47,4 @@ def retell_unit_conn(set_conn) -> str:
 
 @pytest.fixture
 def context() -> dict[str, Any]:
-    return {"ti": FakeTI(), "task_state_store": FakeStore()}
+    return fake_context()
