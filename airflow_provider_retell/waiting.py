@@ -158,12 +158,13 @@ class BatchTestWaitMixin:
             BatchTestState(context).forget()
             raise RetellTimeoutError(str(event.get("message") or self.timeout_message(batch_test_id, None)))
         elif status == "error":
-            message = f"while waiting for batch test {batch_test_id}: {event.get('message')}"
             status_code = event.get("status_code")
             if status_code in PERMANENT_STATUSES:
                 path = f"/get-batch-test/{batch_test_id}"
-                raise RetellPermanentError(message, status_code=status_code, method="GET", path=path)
-            raise RetellAPIError(message)
+                raise RetellPermanentError(
+                    str(event.get("message")), status_code=status_code, method="GET", path=path
+                )
+            raise RetellAPIError(f"while waiting for batch test {batch_test_id}: {event.get('message')}")
         raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
 
     def finish(self, context: Context, batch: BatchTest, gate: QualityGate) -> dict[str, Any]:

@@ -71,9 +71,11 @@ class RetellBatchTestTrigger(BaseTrigger):
                     batch = await hook.aget_batch_test(self.batch_test_id)
                 except RetellError as exc:
                     if not is_transient(exc):
-                        event = self._event("error", batch=last, message=str(exc))
-                        if isinstance(exc, RetellPermanentError):  # lets the task fail without retries
+                        if isinstance(exc, RetellPermanentError):  # the task fails without retries
+                            event = self._event("error", batch=last, message=exc.message)
                             event.payload["status_code"] = exc.status_code
+                        else:
+                            event = self._event("error", batch=last, message=str(exc))
                         yield event
                         return
                     failures += 1

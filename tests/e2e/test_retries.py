@@ -97,17 +97,34 @@ def test_polling_retry_reattaches_after_a_transient_storm(airflow_db, retell_con
 def test_deferred_retry_reattaches_after_the_trigger_reports_an_error(airflow_db, retell_conn):
     dag = _one_task_dag("e2e_retry_deferrable", deferrable=True)
     # Try 1: its own status read goes through (a no-op fault consumes it), the task defers, and the
-    # trigger's first poll gets a 404: a final error for the trigger, whose "error" event fails try 1.
+    # trigger's first poll gets a reply that is not JSON: a final error for the trigger, but not a
+    # permanent one, so its "error" event fails try 1 and the task is retried.
     retell_conn.add_fault("GET", "/get-batch-test/*", "delay", times=1, seconds=0)
-    retell_conn.add_fault("GET", "/get-batch-test/*", "status", times=1, status_code=404)
+    retell_conn.add_fault("GET", "/get-batch-test/*", "malformed", times=1)
     run = dag.test()
 
     assert run.state == "success"
     ti = task_instance(run, "run_batch_test")
     assert ti.state == "success"
     assert ti.try_number == 2
-    statuses = [r["status"] for r in retell_conn.requests("GET", "/get-batch-test/*")]
-    assert statuses[:2] == [200, 404]
+    faults = [r["fault"] for r in retell_conn.requests("GET", "/get-batch-test/*")]
+    assert faults[:3] == ["delay", "malformed", None]
     first_id = _assert_one_batch_passed(run, retell_conn)
 
     _assert_manual_rerun_starts_a_new_batch(dag, run, retell_conn, first_id)
+
+
+def test_deferred_permanent_error_fails_without_spending_retries(airflow_db, retell_conn):
+    dag = _one_task_dag("e2e_permanent_in_trigger", deferrable=True)
+    # The trigger's first poll gets a 404: the event carries the status, so the task fails on try 1
+    # although it has a retry left, and no second batch is started.
+    retell_conn.add_fault("GET", "/get-batch-test/*", "delay", times=1, seconds=0)
+    retell_conn.add_fault("GET", "/get-batch-test/*", "status", times=1, status_code=404)
+    run = dag.test()
+
+    assert run.state == "failed"
+    ti = task_instance(run, "run_batch_test")
+    assert ti.state == "failed"
+    assert ti.try_number == 1
+    assert retell_conn.count("POST", "/create-batch-test") == 1
+    assert [r["status"] for r in retell_conn.requests("GET", "/get-batch-test/*")] == [200, 404]
