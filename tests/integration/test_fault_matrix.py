@@ -212,7 +212,8 @@ async def test_trigger_permanent_status_yields_error_event(emulator):
     (event,) = await trigger_events(batch_test_id)
 
     assert event["status"] == "error"
-    assert "401" in event["message"]
+    assert event["status_code"] == 401
+    assert "API key was rejected" in event["message"]
     assert emulator.api_key not in event["message"]
     assert emulator.count("GET", GET) == 1
 
