@@ -31,8 +31,10 @@ wheel-check: setup
 
 test: lint typecheck pytest wheel-check
 
+# `make demo AGENT=agent_booking` shows a failing gate (the report still gets the counts).
+AGENT ?= agent_support
 demo: setup
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(AGENT)
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
