@@ -6,10 +6,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_retell.exceptions import RetellInputError
-from airflow_provider_retell.models import BatchTest, TestRun
+
+if TYPE_CHECKING:
+    from airflow_provider_retell.models import BatchTest, TestRun
 
 MAX_FAILED_CASES = 50
 MAX_EXPLANATION_CHARS = 500

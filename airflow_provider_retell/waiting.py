@@ -20,8 +20,6 @@ from airflow_provider_retell.exceptions import (
     RetellTimeoutError,
     still_running_message,
 )
-from airflow_provider_retell.hooks.retell import RetellHook
-from airflow_provider_retell.models import BatchTest, parse_response
 from airflow_provider_retell.results import (
     QualityGate,
     build_result,
@@ -31,6 +29,12 @@ from airflow_provider_retell.results import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_retell.hooks.retell import RetellHook
+    from airflow_provider_retell.models import BatchTest
+
+# The hook, the models and the trigger are imported where they are used, not at module level: a DAG
+# file that imports the operator or the sensor then pays only for this module (see docs/benchmarks.md).
 
 #: task_state_store key holding ``{"batch_test_id": str, "deadline": float | None}``.
 STATE_KEY = "retell_batch_test"
@@ -99,6 +103,8 @@ class BatchTestWaitMixin:
     def hook(self) -> RetellHook:
         hook: RetellHook | None = getattr(self, "_retell_hook", None)
         if hook is None:
+            from airflow_provider_retell.hooks.retell import RetellHook
+
             hook = self._retell_hook = RetellHook(retell_conn_id=self.retell_conn_id)
         return hook
 
@@ -151,6 +157,8 @@ class BatchTestWaitMixin:
             raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
         batch_test_id, status = event["batch_test_id"], event.get("status")
         if status == "complete":
+            from airflow_provider_retell.models import BatchTest, parse_response
+
             batch = parse_response(BatchTest, event.get("batch_test"), method="GET", path="(trigger event)")
             if batch.is_complete and batch.id == batch_test_id:
                 return self.finish(context, batch, self.quality_gate())

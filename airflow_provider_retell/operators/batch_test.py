@@ -10,9 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
 from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
-from airflow_provider_retell.hooks.retell import validate_ids
 from airflow_provider_retell.links import RetellAgentLink
-from airflow_provider_retell.models import CustomLlmEngine, TestableEngine, parse_engine_input
 from airflow_provider_retell.results import DASHBOARD_AGENT_URL, QualityGate
 from airflow_provider_retell.waiting import (
     GATE_PARAMS,
@@ -24,6 +22,8 @@ from airflow_provider_retell.waiting import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_retell.models import TestableEngine
 
 
 class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
@@ -120,6 +120,9 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
 
     def _validated_input(self) -> tuple[TestableEngine | None, list[str] | None]:
         """Check every rendered argument before any HTTP call; each error names its argument."""
+        from airflow_provider_retell.hooks.retell import validate_ids
+        from airflow_provider_retell.models import parse_engine_input
+
         if (self.response_engine is None) == (self.agent_id is None):
             raise RetellInputError("give exactly one of response_engine and agent_id")
         engine = None
@@ -138,6 +141,8 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         return engine, ids
 
     def _resolve_engine(self) -> TestableEngine:
+        from airflow_provider_retell.models import CustomLlmEngine
+
         assert isinstance(self.agent_id, str)
         try:
             engine = self.hook.get_agent_response_engine(self.agent_id, self.agent_version)
