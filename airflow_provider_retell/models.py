@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from airflow_provider_retell.exceptions import RetellAPIError, RetellInputError
+from airflow_provider_retell.validation import validate_version
 
 BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 
@@ -82,9 +83,8 @@ def parse_engine_input(value: Any, *, argument: str = "response_engine") -> Test
         raise RetellInputError(
             f"{argument}['type'] must be 'retell-llm' or 'conversation-flow', got {kind!r}"
         )
-    version = value.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
-        raise RetellInputError(f"{argument}['version'] must be a non-negative int, got {version!r}")
+    if value.get("version") is not None:
+        validate_version(value["version"], f"{argument}['version']")
     try:
         engine = _engine_adapter().validate_python(value)
     except ValidationError as exc:

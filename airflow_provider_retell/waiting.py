@@ -14,7 +14,6 @@ from airflow_provider_retell.exceptions import (
     PERMANENT_STATUSES,
     RetellAPIError,
     RetellError,
-    RetellInputError,
     RetellPermanentError,
     RetellQualityGateError,
     RetellTimeoutError,
@@ -41,17 +40,6 @@ STATE_KEY = "retell_batch_test"
 #: Extra time the scheduler grants a deferral past the trigger's own deadline (a backstop only).
 DEFER_GRACE = timedelta(minutes=5)
 GATE_PARAMS = ("max_failures", "max_errors", "min_pass_rate", "fail_on_empty")
-
-
-def seconds_arg(value: Any, argument: str) -> float:
-    """A positive duration given as seconds or a timedelta."""
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise RetellInputError(
-            f"{argument} must be a positive number of seconds or a timedelta, got {value!r}"
-        )
-    return float(value)
 
 
 class BatchTestState:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -28,8 +28,8 @@ from airflow_provider_retell.models import (
     parse_engine_input,
     parse_response,
 )
+from airflow_provider_retell.validation import validate_id, validate_ids, validate_version
 
-MAX_TEST_CASE_DEFINITION_IDS = 200
 #: How far Retell's clock may lag ours when matching an ambiguous create to its batch.
 CREATE_CLOCK_SKEW_SECONDS = 120.0
 _CREATE_PATH = "/create-batch-test"
@@ -79,25 +79,6 @@ def _create_was_sent(exc: BaseException) -> bool:
 def _create_timed_out(exc: BaseException) -> bool:
     """The create was sent and no reply came in time: Retell may still be creating the batch."""
     return isinstance(exc, RetellAPIError) and isinstance(exc.__cause__, httpx.TimeoutException)
-
-
-def validate_ids(ids: Any, *, argument: str = "test_case_definition_ids") -> list[str]:
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        raise RetellInputError(f"{argument} must be a list of test case definition id strings, got {ids!r}")
-    ids = list(ids)
-    if not ids:
-        raise RetellInputError(f"{argument} is empty: give at least one id, or None to run them all")
-    if len(ids) > MAX_TEST_CASE_DEFINITION_IDS:
-        raise RetellInputError(
-            f"{argument} has {len(ids)} ids; Retell runs at most {MAX_TEST_CASE_DEFINITION_IDS} per batch"
-        )
-    bad = [i for i in ids if not isinstance(i, str) or not i.strip()]
-    if bad:
-        raise RetellInputError(f"{argument} must hold non-empty strings, got {bad[:5]!r}")
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise RetellInputError(f"{argument} has duplicates: {duplicates[:10]!r}")
-    return ids
 
 
 def _create_body(engine: TestableEngine, ids: Sequence[str]) -> dict[str, Any]:
@@ -232,17 +213,17 @@ class RetellHook(BaseHook):
     # -- reads ----------------------------------------------------------------------------------
 
     def get_batch_test(self, batch_test_id: str) -> BatchTest:
-        return self._read(f"/get-batch-test/{_path_id(batch_test_id, 'batch_test_id')}", BatchTest)
+        return self._read(f"/get-batch-test/{validate_id(batch_test_id, 'batch_test_id')}", BatchTest)
 
     async def aget_batch_test(self, batch_test_id: str) -> BatchTest:
-        return await self._aread(f"/get-batch-test/{_path_id(batch_test_id, 'batch_test_id')}", BatchTest)
+        return await self._aread(f"/get-batch-test/{validate_id(batch_test_id, 'batch_test_id')}", BatchTest)
 
     def list_test_runs(self, batch_test_id: str) -> list[TestRun]:
         """Every run of a batch, all pages (transcripts are dropped at parse time)."""
-        return self._read_all(f"/v2/list-test-runs/{_path_id(batch_test_id, 'batch_test_id')}", TestRun)
+        return self._read_all(f"/v2/list-test-runs/{validate_id(batch_test_id, 'batch_test_id')}", TestRun)
 
     async def alist_test_runs(self, batch_test_id: str) -> list[TestRun]:
-        path = f"/v2/list-test-runs/{_path_id(batch_test_id, 'batch_test_id')}"
+        path = f"/v2/list-test-runs/{validate_id(batch_test_id, 'batch_test_id')}"
         return await self._aread_all(path, TestRun)
 
     def list_batch_tests(self, response_engine: TestableEngine | dict[str, Any]) -> list[BatchTest]:
@@ -267,12 +248,12 @@ class RetellHook(BaseHook):
         return await self._aread_all("/v2/list-test-case-definitions", TestCaseDefinition, **query)
 
     def get_agent(self, agent_id: str, version: int | None = None) -> Agent:
-        params = {"version": _version(version)} if version is not None else {}
-        return self._read(f"/get-agent/{_path_id(agent_id, 'agent_id')}", Agent, **params)
+        params = {"version": validate_version(version, "agent_version")} if version is not None else {}
+        return self._read(f"/get-agent/{validate_id(agent_id, 'agent_id')}", Agent, **params)
 
     async def aget_agent(self, agent_id: str, version: int | None = None) -> Agent:
-        params = {"version": _version(version)} if version is not None else {}
-        return await self._aread(f"/get-agent/{_path_id(agent_id, 'agent_id')}", Agent, **params)
+        params = {"version": validate_version(version, "agent_version")} if version is not None else {}
+        return await self._aread(f"/get-agent/{validate_id(agent_id, 'agent_id')}", Agent, **params)
 
     def get_agent_response_engine(self, agent_id: str, version: int | None = None) -> Any:
         """The engine a batch test of this agent runs against (may be custom-llm: callers refuse it)."""
@@ -394,17 +375,3 @@ class RetellHook(BaseHook):
                 "The create reply was lost (%s) and no batch was created: sending it again", error.message
             )
         raise error
-
-
-def _path_id(value: Any, argument: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise RetellInputError(f"{argument} must be a non-empty string, got {value!r}")
-    if "/" in value or value != value.strip():
-        raise RetellInputError(f"{argument} {value!r} is not a Retell id")
-    return value
-
-
-def _version(version: Any) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise RetellInputError(f"agent_version must be a non-negative int, got {version!r}")
-    return version

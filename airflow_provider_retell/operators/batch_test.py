@@ -12,12 +12,12 @@ from airflow.sdk.configuration import conf
 from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
 from airflow_provider_retell.links import RetellAgentLink
 from airflow_provider_retell.results import DASHBOARD_AGENT_URL, QualityGate
+from airflow_provider_retell.validation import positive_seconds, validate_id, validate_ids, validate_version
 from airflow_provider_retell.waiting import (
     GATE_PARAMS,
     BatchTestState,
     BatchTestWaitMixin,
     reraise_for_argument,
-    seconds_arg,
 )
 
 if TYPE_CHECKING:
@@ -85,8 +85,8 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         self.test_case_definition_ids = test_case_definition_ids
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = seconds_arg(poll_interval, "poll_interval")
-        self.wait_timeout = seconds_arg(timeout, "timeout")
+        self.poll_interval = positive_seconds(poll_interval, "poll_interval")
+        self.wait_timeout = positive_seconds(timeout, "timeout")
         self.max_failures = max_failures
         self.max_errors = max_errors
         self.min_pass_rate = min_pass_rate
@@ -120,7 +120,6 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
 
     def _validated_input(self) -> tuple[TestableEngine | None, list[str] | None]:
         """Check every rendered argument before any HTTP call; each error names its argument."""
-        from airflow_provider_retell.hooks.retell import validate_ids
         from airflow_provider_retell.models import parse_engine_input
 
         if (self.response_engine is None) == (self.agent_id is None):
@@ -130,11 +129,10 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
             engine = parse_engine_input(self.response_engine)
             if self.agent_version is not None:
                 raise RetellInputError("agent_version only applies with agent_id")
-        elif not isinstance(self.agent_id, str) or not self.agent_id.strip() or "/" in self.agent_id:
-            raise RetellInputError(f"agent_id must be a non-empty Retell agent id, got {self.agent_id!r}")
-        version = self.agent_version
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
-            raise RetellInputError(f"agent_version must be a non-negative int or None, got {version!r}")
+        else:
+            validate_id(self.agent_id, "agent_id")
+        if self.agent_version is not None:
+            validate_version(self.agent_version, "agent_version")
         ids = None if self.test_case_definition_ids is None else validate_ids(self.test_case_definition_ids)
         self.quality_gate()
         self.hook.settings  # noqa: B018  # a bad conn id or a connection without a key fails here, before any request

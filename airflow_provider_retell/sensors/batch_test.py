@@ -11,7 +11,8 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_retell.exceptions import RetellInputError, RetellTimeoutError
-from airflow_provider_retell.waiting import GATE_PARAMS, BatchTestState, BatchTestWaitMixin, seconds_arg
+from airflow_provider_retell.validation import positive_seconds
+from airflow_provider_retell.waiting import GATE_PARAMS, BatchTestState, BatchTestWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -52,8 +53,8 @@ class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, timeout=timeout, mode=mode, **kwargs)
-        seconds_arg(self.poke_interval, "poke_interval")  # 0 would poll Retell in a tight loop
-        seconds_arg(self.timeout, "timeout")
+        positive_seconds(self.poke_interval, "poke_interval")  # 0 would poll Retell in a tight loop
+        positive_seconds(self.timeout, "timeout")
         self.batch_test_id = batch_test_id
         self.max_failures = max_failures
         self.max_errors = max_errors
