@@ -62,10 +62,6 @@ class QualityGate:
             _bound("max_failures", max_failures), _bound("max_errors", max_errors), rate, fail_on_empty
         )
 
-    @property
-    def is_default(self) -> bool:
-        return self == QualityGate()
-
     def reasons(self, batch: BatchTest) -> list[str]:
         """Why the batch fails the gate ([] when it passes); with no cases only ``fail_on_empty`` decides."""
         if batch.total_count == 0:

@@ -96,6 +96,11 @@ class BatchTestWaitMixin:
             hook = self._retell_hook = RetellHook(retell_conn_id=self.retell_conn_id)
         return hook
 
+    def preflight(self) -> None:
+        """Fail on a bad gate bound, conn id or connection now: before any request, not after hours."""
+        self.quality_gate()
+        _ = self.hook.settings  # reads and checks the connection (API key, base URL, extras)
+
     def quality_gate(self) -> QualityGate:
         return QualityGate.from_params(**{name: getattr(self, name) for name in GATE_PARAMS})
 
@@ -119,7 +124,6 @@ class BatchTestWaitMixin:
 
     def wait_for_batch(self, context: Context, batch_test_id: str, *, deferrable: bool) -> dict[str, Any]:
         """Return the result once the batch completes; defers instead of polling when asked."""
-        self.quality_gate()  # a bad bound fails now, not after hours of waiting
         deadline = self.deadline(context, batch_test_id)
         while (result := self.check_batch(context, batch_test_id, deadline)) is None:
             remaining = deadline - time.time()

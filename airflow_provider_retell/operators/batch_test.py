@@ -95,7 +95,8 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         if (response_engine is None) == (agent_id is None):
             raise RetellInputError("give exactly one of response_engine and agent_id")
         if not wait_for_completion:
-            changed = [p for p in GATE_PARAMS if getattr(self, p) != getattr(QualityGate(), p)]
+            default = QualityGate()
+            changed = [p for p in GATE_PARAMS if getattr(self, p) != getattr(default, p)]
             if changed:
                 raise RetellInputError(
                     f"{', '.join(changed)} only apply when the task waits: set wait_for_completion=True, "
@@ -134,8 +135,7 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         if self.agent_version is not None:
             validate_version(self.agent_version, "agent_version")
         ids = None if self.test_case_definition_ids is None else validate_ids(self.test_case_definition_ids)
-        self.quality_gate()
-        self.hook.settings  # noqa: B018  # a bad conn id or a connection without a key fails here, before any request
+        self.preflight()
         return engine, ids
 
     def _resolve_engine(self) -> TestableEngine:

@@ -74,8 +74,7 @@ class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not isinstance(self.batch_test_id, str) or not self.batch_test_id.strip():
             raise RetellInputError(f"batch_test_id must be a non-empty string, got {self.batch_test_id!r}")
-        self.quality_gate()
-        self.hook.settings  # noqa: B018  # a connection without a key fails here, before any request
+        self.preflight()
         if self.deferrable:
             return self.wait_for_batch(context, self.batch_test_id, deferrable=True)
         try:

@@ -37,14 +37,14 @@ def make_run(*args: Any, **kw: Any) -> RunModel:
 def test_from_params_defaults() -> None:
     gate = QualityGate.from_params()
     assert gate == QualityGate(max_failures=0, max_errors=0, min_pass_rate=None, fail_on_empty=True)
-    assert gate.is_default
+    assert gate == QualityGate()
 
 
 def test_from_params_accepts_valid_values() -> None:
     gate = QualityGate.from_params(max_failures=None, max_errors=3, min_pass_rate=1, fail_on_empty=False)
     assert gate == QualityGate(None, 3, 1.0, False)
     assert isinstance(gate.min_pass_rate, float)
-    assert not gate.is_default
+    assert gate != QualityGate()
     assert QualityGate.from_params(min_pass_rate=0).min_pass_rate == 0.0
     assert QualityGate.from_params(min_pass_rate=0.85).min_pass_rate == 0.85
 
