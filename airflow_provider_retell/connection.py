@@ -84,6 +84,11 @@ class RetellConnectionSettings:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RetellInputError(f"Connection {conn_id!r}: host {host!r} is not an http(s) base URL")
+        if parts.username or parts.password:
+            raise RetellInputError(
+                f"Connection {conn_id!r}: the host must not carry credentials (user:password@); "
+                "put the API key in the password field"
+            )
         insecure_ok = str(extra.get("allow_insecure_http", False)).lower() in ("true", "1", "yes")
         if parts.scheme == "http" and not (_is_loopback(parts.hostname) or insecure_ok):
             raise RetellInputError(

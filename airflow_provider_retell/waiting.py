@@ -113,7 +113,7 @@ class BatchTestWaitMixin:
         try:
             batch = self.hook.get_batch_test(batch_test_id)
         except RetellPermanentError as exc:
-            raise reraise_for_argument(exc, "batch_test_id", batch_test_id) from exc
+            raise self._permanent_error(context, exc, batch_test_id) from exc
         if batch.is_complete:
             return self.finish(context, batch, self.quality_gate())
         self.log.info("Batch test %s: %s", batch_test_id, batch.progress())
@@ -161,11 +161,20 @@ class BatchTestWaitMixin:
             status_code = event.get("status_code")
             if status_code in PERMANENT_STATUSES:
                 path = f"/get-batch-test/{batch_test_id}"
-                raise RetellPermanentError(
+                exc = RetellPermanentError(
                     str(event.get("message")), status_code=status_code, method="GET", path=path
                 )
+                raise self._permanent_error(context, exc, batch_test_id)
             raise RetellAPIError(f"while waiting for batch test {batch_test_id}: {event.get('message')}")
         raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
+
+    def _permanent_error(
+        self, context: Context, exc: RetellPermanentError, batch_test_id: str
+    ) -> RetellPermanentError:
+        """Name the argument; a batch Retell does not know is forgotten, so a cleared task starts anew."""
+        if exc.status_code == 404:
+            BatchTestState(context).forget()
+        return reraise_for_argument(exc, "batch_test_id", batch_test_id)
 
     def finish(self, context: Context, batch: BatchTest, gate: QualityGate) -> dict[str, Any]:
         """Build the result, push it, and raise if the gate says no. The stored batch is forgotten."""

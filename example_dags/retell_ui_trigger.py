@@ -49,7 +49,8 @@ with DAG(
     run_tests = RetellBatchTestOperator(
         task_id="run_batch_test",
         agent_id="{{ params.agent_id }}",
-        test_case_definition_ids="{{ params.test_case_definition_ids }}",
+        # a cleared field in the form may arrive as [] rather than null: both mean "all of them"
+        test_case_definition_ids="{{ params.test_case_definition_ids or None }}",
         wait_for_completion=True,
         deferrable=True,
         poll_interval=30,

@@ -12,7 +12,13 @@ from airflow.sdk.configuration import conf
 from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
 from airflow_provider_retell.links import RetellAgentLink
 from airflow_provider_retell.results import DASHBOARD_AGENT_URL, QualityGate
-from airflow_provider_retell.validation import positive_seconds, validate_id, validate_ids, validate_version
+from airflow_provider_retell.validation import (
+    MAX_TEST_CASE_DEFINITION_IDS,
+    positive_seconds,
+    validate_id,
+    validate_ids,
+    validate_version,
+)
 from airflow_provider_retell.waiting import (
     GATE_PARAMS,
     BatchTestState,
@@ -161,6 +167,12 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
                 raise RetellInputError(
                     f"test_case_definition_ids=None runs every definition of {engine.type} "
                     f"{engine.model_dump(exclude={'type'}, exclude_none=True)}, but it has none"
+                )
+            if len(known) > MAX_TEST_CASE_DEFINITION_IDS:
+                raise RetellInputError(
+                    f"test_case_definition_ids=None would run all {len(known)} definitions of {engine.type} "
+                    f"{engine.model_dump(exclude={'type'}, exclude_none=True)}, but Retell runs at most "
+                    f"{MAX_TEST_CASE_DEFINITION_IDS} per batch: pass the ids (e.g. map over chunks of them)"
                 )
             ids = known
         elif unknown := sorted(set(ids) - set(known)):

@@ -259,9 +259,10 @@ def test_ui_trigger_fails_below_min_pass_rate(example_dags, retell_conn):
     assert xcom(run, "report")["gate_passed"] is False
 
 
-def test_ui_trigger_without_ids_runs_every_definition(example_dags, retell_conn):
+@pytest.mark.parametrize("no_ids", [None, []], ids=["null", "cleared-field"])
+def test_ui_trigger_without_ids_runs_every_definition(example_dags, retell_conn, no_ids):
     dag = example_dags["retell_ui_trigger"]
-    conf = {"agent_id": "agent_booking", "test_case_definition_ids": None, "min_pass_rate": 0.8}
+    conf = {"agent_id": "agent_booking", "test_case_definition_ids": no_ids, "min_pass_rate": 0.8}
     run = run_dag(dag, conf=conf, poll_interval=POLL)
 
     assert run.state == "success"

@@ -91,6 +91,13 @@ def test_non_http_base_url_is_refused(set_conn, host: str) -> None:
         settings(set_conn, host=host)
 
 
+@pytest.mark.parametrize("host", ["https://user:secret@api.retellai.com", "https://token@api.retellai.com"])
+def test_credentials_in_the_host_are_refused(set_conn, host: str) -> None:
+    with pytest.raises(RetellInputError, match="must not carry credentials") as info:
+        settings(set_conn, host=host)
+    assert "secret" not in str(info.value)
+
+
 @pytest.mark.parametrize("password", [None, "", "   "])
 def test_missing_api_key(set_conn, password: str | None) -> None:
     with pytest.raises(RetellInputError) as info:

@@ -166,3 +166,25 @@ def test_permanent_error_listing_runs_is_reported(
     with pytest.raises(RetellPermanentError):
         task.execute_complete(stored_context, event)
     assert stored_context["ti"].pushed == []
+
+
+@pytest.mark.parametrize(("status_code", "forgotten"), [(404, True), (401, False)])
+def test_permanent_error_event_names_the_batch_and_forgets_only_an_unknown_one(
+    task: Any, stored_context: dict[str, Any], status_code: int, forgotten: bool
+) -> None:
+    event = {"status": "error", "batch_test_id": "tcbj_1", "message": "refused", "status_code": status_code}
+    with pytest.raises(RetellPermanentError, match="batch_test_id='tcbj_1'"):
+        task.execute_complete(stored_context, event)
+    # a batch Retell does not know is dropped, so clearing the task starts a new one; after a bad key
+    # the record stays, so fixing the key and clearing the task reattaches
+    assert (STATE_KEY not in stored_context["task_state_store"].data) is forgotten
+
+
+def test_polling_a_batch_retell_does_not_know_forgets_it(
+    task: Any, stored_context: dict[str, Any], api: respx.MockRouter
+) -> None:
+    route = api.get("/get-batch-test/tcbj_1").respond(404, json={"status": "error", "message": "Not Found"})
+    with pytest.raises(RetellPermanentError, match="batch_test_id='tcbj_1'"):
+        task.check_batch(stored_context, "tcbj_1", deadline=1e12)
+    assert route.call_count == 1
+    assert STATE_KEY not in stored_context["task_state_store"].data

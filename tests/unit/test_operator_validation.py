@@ -332,3 +332,16 @@ def test_sensor_unknown_batch_fails_naming_batch_test_id(
     with pytest.raises(RetellPermanentError, match="batch_test_id"):
         sensor.execute(context)
     assert route.call_count == 1
+
+
+def test_running_every_definition_of_an_engine_with_more_than_200_fails_without_create(
+    retell_unit_conn: str, context: dict[str, Any], api: respx.MockRouter
+) -> None:
+    api.get("/v2/list-test-case-definitions").respond(
+        200, json=definitions(*(f"def_{i}" for i in range(201)))
+    )
+    create = api.post("/create-batch-test").respond(201, json=batch_json())
+    with pytest.raises(RetellInputError, match="test_case_definition_ids=None") as info:
+        operator(retell_unit_conn, agent_id=None, response_engine=LLM_ENGINE).execute(context)
+    assert "201 definitions" in str(info.value)
+    assert create.call_count == 0
