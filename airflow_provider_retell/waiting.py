@@ -10,6 +10,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout
+
 from airflow_provider_retell.exceptions import (
     PERMANENT_STATUSES,
     RetellAPIError,
@@ -142,6 +144,16 @@ class BatchTestWaitMixin:
                 )
             time.sleep(max(0.0, min(self.poll_interval, remaining)))
         return result
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """A deferral that Airflow timed out (triggerer down past the deadline) fails like our own timeout."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
+        except (TaskDeferralTimeout, AirflowSensorTimeout) as exc:
+            state = BatchTestState(context)
+            batch_test_id = str(state.get().get("batch_test_id") or getattr(self, "batch_test_id", "?"))
+            state.forget()
+            raise RetellTimeoutError(self.timeout_message(batch_test_id, None)) from exc
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume from the trigger; any event not understood fails the task (fail closed)."""

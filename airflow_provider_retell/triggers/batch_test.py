@@ -16,6 +16,8 @@ from airflow_provider_retell.retry import is_transient
 
 #: Longest pause between polls while Retell keeps failing transiently.
 MAX_BACKOFF_SECONDS = 600.0
+#: How long a poll may run past the deadline (the hook's own retries included) before it is cut.
+POLL_GRACE_SECONDS = 30.0
 
 
 class RetellBatchTestTrigger(BaseTrigger):
@@ -68,7 +70,14 @@ class RetellBatchTestTrigger(BaseTrigger):
         try:
             while True:
                 try:
-                    batch = await hook.aget_batch_test(self.batch_test_id)
+                    # bounded, so even a poll stuck in the hook's retries ends by the deadline
+                    batch = await asyncio.wait_for(
+                        hook.aget_batch_test(self.batch_test_id),
+                        timeout=max(self.end_time - time.time(), 0) + POLL_GRACE_SECONDS,
+                    )
+                except asyncio.TimeoutError:
+                    failures += 1
+                    self.log.warning("Polling batch test %s did not finish in time", self.batch_test_id)
                 except RetellError as exc:
                     if not is_transient(exc):
                         if isinstance(exc, RetellPermanentError):  # the task fails without retries

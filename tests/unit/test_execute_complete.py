@@ -188,3 +188,17 @@ def test_polling_a_batch_retell_does_not_know_forgets_it(
         task.check_batch(stored_context, "tcbj_1", deadline=1e12)
     assert route.call_count == 1
     assert STATE_KEY not in stored_context["task_state_store"].data
+
+
+def test_deferral_timed_out_by_airflow_fails_like_our_timeout(
+    task: Any, stored_context: dict[str, Any]
+) -> None:
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+
+    # what the task runner calls when the scheduler timed the deferral out (no triggerer answered)
+    kwargs = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    with pytest.raises(RetellTimeoutError) as info:
+        task.resume_execution(TRIGGER_FAIL_REPR, kwargs, stored_context)
+    assert "tcbj_1" in str(info.value)
+    assert "keeps running in Retell" in str(info.value)
+    assert STATE_KEY not in stored_context["task_state_store"].data

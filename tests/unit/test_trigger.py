@@ -301,3 +301,22 @@ async def test_cancelled_trigger_releases_the_pool(no_retry_conn: str, api: resp
 async def test_on_kill_says_the_batch_keeps_running(trigger_log: RecordingLog) -> None:
     await make_trigger("retell_default").on_kill()
     assert any("tcbj_1" in m and "keeps running in Retell" in m for m in trigger_log.messages("warning"))
+
+
+async def test_a_hanging_poll_is_cut_at_the_deadline(
+    no_retry_conn: str, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_retell.triggers import batch_test as trigger_module
+
+    monkeypatch.setattr(trigger_module, "POLL_GRACE_SECONDS", 0.05)
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, json=batch_json(status="in_progress"))
+
+    api.get(GET_PATH).mock(side_effect=hang)
+    started = time.monotonic()
+    events = await collect(make_trigger(no_retry_conn, end_in=0.2))
+    assert time.monotonic() - started < 2  # the deadline (0.2 s) plus the grace, not the 5 s hang
+    assert [e.payload["status"] for e in events] == ["timeout"]
+    assert "tcbj_1" in events[0].payload["message"]
