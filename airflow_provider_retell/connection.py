@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
-from airflow.sdk.log import mask_secret
 
 from airflow_provider_retell import __version__
 from airflow_provider_retell.exceptions import RetellInputError
@@ -65,15 +64,15 @@ class RetellConnectionSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
-    def from_connection(cls, conn: Connection) -> RetellConnectionSettings:
+    def from_connection(cls, conn: Connection, extra: dict[str, Any]) -> RetellConnectionSettings:
+        """Pure: reading ``extra`` and registering the key with the secrets masker is the caller's
+        part, because the sync and the async (triggerer) paths must each use their own calls."""
         conn_id = conn.conn_id
         api_key = (conn.password or "").strip()
         if not api_key:
             raise RetellInputError(
                 f"Connection {conn_id!r} has no API key: put the Retell API key in its password ('API Key')"
             )
-        mask_secret(api_key)
-        extra = conn.extra_dejson
         host = (conn.host or "").strip()
         if not host:
             base_url = DEFAULT_BASE_URL
@@ -152,3 +151,8 @@ class SharedAsyncClients:
 
 
 ASYNC_CLIENTS = SharedAsyncClients()
+
+
+async def warm_ssl_context() -> None:
+    """Build the SSL context off the event loop: it takes ~0.2 s, which would stall every trigger."""
+    await asyncio.to_thread(_ssl_context)

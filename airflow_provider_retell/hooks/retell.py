@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 from airflow.sdk import BaseHook
+from airflow.sdk.log import amask_secret, mask_secret
 
-from airflow_provider_retell.connection import ASYNC_CLIENTS, RetellConnectionSettings
+from airflow_provider_retell.connection import ASYNC_CLIENTS, RetellConnectionSettings, warm_ssl_context
 from airflow_provider_retell.exceptions import (
     PERMANENT_STATUSES,
     RetellAPIError,
@@ -127,15 +128,18 @@ class RetellHook(BaseHook):
     @property
     def settings(self) -> RetellConnectionSettings:
         if self._settings is None:
-            self._settings = RetellConnectionSettings.from_connection(
-                self.get_connection(self.retell_conn_id)
-            )
+            conn = self.get_connection(self.retell_conn_id)
+            settings = RetellConnectionSettings.from_connection(conn, conn.extra_dejson)
+            mask_secret(settings.api_key)
+            self._settings = settings
         return self._settings
 
     async def asettings(self) -> RetellConnectionSettings:
         if self._settings is None:
             conn = await self.aget_connection(self.retell_conn_id)
-            self._settings = RetellConnectionSettings.from_connection(conn)
+            settings = RetellConnectionSettings.from_connection(conn, await conn.aextra_dejson())
+            await amask_secret(settings.api_key)
+            self._settings = settings
         return self._settings
 
     def get_conn(self) -> httpx.Client:
@@ -145,7 +149,9 @@ class RetellHook(BaseHook):
 
     async def aget_conn(self) -> httpx.AsyncClient:
         if self._async_client is None:
-            self._async_client = ASYNC_CLIENTS.acquire(await self.asettings())
+            settings = await self.asettings()
+            await warm_ssl_context()
+            self._async_client = ASYNC_CLIENTS.acquire(settings)
         return self._async_client
 
     def close(self) -> None:

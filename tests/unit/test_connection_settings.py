@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -162,3 +163,25 @@ def test_bad_extras_name_the_extra(set_conn, key: str, value: Any) -> None:
         settings(set_conn, "retell_extras", extra={key: value})
     assert key in str(info.value)
     assert "retell_extras" in str(info.value)
+
+
+def test_sync_settings_register_the_key_with_the_secrets_masker(set_conn) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    from airflow_provider_retell.hooks.retell import RetellHook
+
+    key = "sk-sync-" + os.urandom(6).hex()
+    assert key in str(redact(f"Bearer {key}"))  # not masked before the connection is read
+    RetellHook(set_conn("retell_mask_sync", password=key)).settings  # noqa: B018
+    assert key not in str(redact(f"Bearer {key}"))
+
+
+async def test_async_settings_register_the_key_with_the_secrets_masker(set_conn) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    from airflow_provider_retell.hooks.retell import RetellHook
+
+    key = "sk-async-" + os.urandom(6).hex()
+    assert key in str(redact(f"Bearer {key}"))
+    await RetellHook(set_conn("retell_mask_async", password=key)).asettings()
+    assert key not in str(redact(f"Bearer {key}"))
