@@ -82,13 +82,6 @@ def _create_timed_out(exc: BaseException) -> bool:
     return isinstance(exc, RetellAPIError) and isinstance(exc.__cause__, httpx.TimeoutException)
 
 
-def _create_body(engine: TestableEngine, ids: Sequence[str]) -> dict[str, Any]:
-    return {
-        "response_engine": engine.model_dump(exclude_none=True),
-        "test_case_definition_ids": validate_ids(ids),
-    }
-
-
 def _matches(batch: BatchTest, engine: TestableEngine, count: int, submitted_at: float) -> bool:
     same_engine = batch.response_engine.model_dump(include={"type", "llm_id", "conversation_flow_id"})
     wanted = engine.model_dump(include={"type", "llm_id", "conversation_flow_id"})
@@ -99,6 +92,70 @@ def _matches(batch: BatchTest, engine: TestableEngine, count: int, submitted_at:
         and batch.total_count == count
         and batch.creation_timestamp >= (submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000
     )
+
+
+class _PendingCreate:
+    """One create: what was sent, and how to recognise its batch when the reply is lost."""
+
+    def __init__(self, engine: TestableEngine, ids: list[str], before: set[str]) -> None:
+        self.engine = engine
+        self.ids = ids
+        self.body = {
+            "response_engine": engine.model_dump(exclude_none=True),
+            "test_case_definition_ids": self.ids,
+        }
+        self.before = before  # the engine's batches from before the submit are never ours
+        self.submitted_at = time.time()
+        self.error: RetellAPIError | None = None
+
+    @property
+    def only_look(self) -> bool:
+        """After a read timeout Retell may still be creating the batch: never send it again."""
+        return self.error is not None and _create_timed_out(self.error)
+
+    def reply_lost(self, exc: RetellAPIError) -> None:
+        """Re-raise when the create surely did not land (it is retried as usual); else remember it."""
+        if not _create_was_sent(exc):
+            raise exc
+        self.error = exc
+
+    def may_be_ours(self, batch: BatchTest) -> bool:
+        return batch.id not in self.before and _matches(batch, self.engine, len(self.ids), self.submitted_at)
+
+    def ran_our_cases(self, runs: Sequence[TestRun]) -> bool:
+        """The same test cases; a batch whose runs are not listed yet cannot be told apart: maybe ours."""
+        return not runs or {r.test_case_definition_id for r in runs} == set(self.ids)
+
+    def adopt(self, candidates: list[BatchTest], log: Any) -> BatchTest:
+        """Pick the batch an ambiguous create made, or re-raise ``error`` so it is retried."""
+        error = self.error
+        assert error is not None
+        count = len(self.ids)
+        if len(candidates) == 1:
+            log.warning(
+                "Create reply lost (%s); adopting batch test %s found by listing the engine's batches",
+                error.message,
+                candidates[0].id,
+            )
+            return candidates[0]
+        if candidates:
+            ids = ", ".join(b.id for b in candidates)
+            raise RetellPermanentError(
+                f"the create reply was lost and {len(candidates)} batch tests of this engine with "
+                f"{count} cases were created since then ({ids}); not creating another: check them in Retell",
+                method="POST",
+                path=_CREATE_PATH,
+            ) from error
+        if _create_timed_out(error):
+            log.warning(
+                "The create timed out (%s) and its batch is not listed yet: looking again, not re-sending",
+                error.message,
+            )
+        else:
+            log.warning(
+                "The create reply was lost (%s) and no batch was created: sending it again", error.message
+            )
+        raise error
 
 
 class RetellHook(BaseHook):
@@ -289,95 +346,42 @@ class RetellHook(BaseHook):
         """Start a batch test. Never sends a second create blindly: Retell has no idempotency key.
 
         The engine's existing batches are noted first. When a create's reply is lost (timeout,
-        dropped connection, 5xx), the engine's batches are listed again and the one new batch of
-        the same size created since the submit is adopted; only when there is none is the create
-        sent again, and when there are several the task fails without creating. After a read
-        timeout the create is never sent again (Retell may still be creating it): the remaining
-        attempts only list.
+        dropped connection, 5xx), the engine's batches are listed again and the one new batch that
+        ran the same test cases is adopted; only when there is none is the create sent again, and
+        when there are several the task fails without creating. After a read timeout the create is
+        never sent again (Retell may still be creating it): the remaining attempts only list.
         """
-        engine = parse_engine_input(response_engine)
-        body = _create_body(engine, test_case_definition_ids)
-        before = {b.id for b in self.list_batch_tests(engine)}
-        submitted_at = time.time()
-        timed_out: RetellAPIError | None = None  # after a timeout, only look: the batch may still land
+        engine, ids = parse_engine_input(response_engine), validate_ids(test_case_definition_ids)
+        pending = _PendingCreate(engine, ids, before={b.id for b in self.list_batch_tests(engine)})
         for retry in self.settings.retry.retrying(self.log):
             with retry:
-                if timed_out is not None:
-                    batch = self._adopt(
-                        self.list_batch_tests(engine), before, engine, body, submitted_at, timed_out
-                    )
-                    continue
-                try:
-                    reply = self._send("POST", _CREATE_PATH, json=body)
-                    batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
-                except RetellAPIError as exc:
-                    if not _create_was_sent(exc):
-                        raise
-                    timed_out = exc if _create_timed_out(exc) else None
-                    batch = self._adopt(
-                        self.list_batch_tests(engine), before, engine, body, submitted_at, exc
-                    )
+                if not pending.only_look:
+                    try:
+                        reply = self._send("POST", _CREATE_PATH, json=pending.body)
+                        batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
+                        continue
+                    except RetellAPIError as exc:
+                        pending.reply_lost(exc)
+                new = [b for b in self.list_batch_tests(engine) if pending.may_be_ours(b)]
+                ours = [b for b in new if pending.ran_our_cases(self.list_test_runs(b.id))]
+                batch = pending.adopt(ours, self.log)
         return batch
 
     async def acreate_batch_test(
         self, response_engine: TestableEngine | dict[str, Any], test_case_definition_ids: Sequence[str]
     ) -> BatchTest:
-        engine = parse_engine_input(response_engine)
-        body = _create_body(engine, test_case_definition_ids)
-        before = {b.id for b in await self.alist_batch_tests(engine)}
-        submitted_at = time.time()
-        timed_out: RetellAPIError | None = None  # after a timeout, only look: the batch may still land
+        engine, ids = parse_engine_input(response_engine), validate_ids(test_case_definition_ids)
+        pending = _PendingCreate(engine, ids, before={b.id for b in await self.alist_batch_tests(engine)})
         async for retry in (await self.asettings()).retry.async_retrying(self.log):
             with retry:
-                if timed_out is not None:
-                    batches = await self.alist_batch_tests(engine)
-                    batch = self._adopt(batches, before, engine, body, submitted_at, timed_out)
-                    continue
-                try:
-                    reply = await self._asend("POST", _CREATE_PATH, json=body)
-                    batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
-                except RetellAPIError as exc:
-                    if not _create_was_sent(exc):
-                        raise
-                    timed_out = exc if _create_timed_out(exc) else None
-                    batches = await self.alist_batch_tests(engine)
-                    batch = self._adopt(batches, before, engine, body, submitted_at, exc)
+                if not pending.only_look:
+                    try:
+                        reply = await self._asend("POST", _CREATE_PATH, json=pending.body)
+                        batch = parse_response(BatchTest, reply, method="POST", path=_CREATE_PATH)
+                        continue
+                    except RetellAPIError as exc:
+                        pending.reply_lost(exc)
+                new = [b for b in await self.alist_batch_tests(engine) if pending.may_be_ours(b)]
+                ours = [b for b in new if pending.ran_our_cases(await self.alist_test_runs(b.id))]
+                batch = pending.adopt(ours, self.log)
         return batch
-
-    def _adopt(
-        self,
-        batches: list[BatchTest],
-        before: set[str],
-        engine: TestableEngine,
-        body: dict[str, Any],
-        submitted_at: float,
-        error: RetellAPIError,
-    ) -> BatchTest:
-        """Pick the batch an ambiguous create made, or re-raise ``error`` so it is retried."""
-        count = len(body["test_case_definition_ids"])
-        candidates = [b for b in batches if b.id not in before and _matches(b, engine, count, submitted_at)]
-        if len(candidates) == 1:
-            self.log.warning(
-                "Create reply lost (%s); adopting batch test %s found by listing the engine's batches",
-                error.message,
-                candidates[0].id,
-            )
-            return candidates[0]
-        if candidates:
-            ids = ", ".join(b.id for b in candidates)
-            raise RetellPermanentError(
-                f"the create reply was lost and {len(candidates)} batch tests of this engine with "
-                f"{count} cases were created since then ({ids}); not creating another: check them in Retell",
-                method="POST",
-                path=_CREATE_PATH,
-            ) from error
-        if _create_timed_out(error):
-            self.log.warning(
-                "The create timed out (%s) and its batch is not listed yet: looking again, not re-sending",
-                error.message,
-            )
-        else:
-            self.log.warning(
-                "The create reply was lost (%s) and no batch was created: sending it again", error.message
-            )
-        raise error

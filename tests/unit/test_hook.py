@@ -338,6 +338,12 @@ def lists(api: respx.MockRouter, *pages: list[dict]) -> respx.Route:
     return api.get(LIST_BATCHES).mock(side_effect=[httpx.Response(200, json=page(p)) for p in pages])
 
 
+def ran(api: respx.MockRouter, batch_id: str, ids: list[str] = IDS) -> respx.Route:
+    """The runs a candidate batch lists: the create's own test cases unless told otherwise."""
+    runs = [run_json(f"{batch_id}_{i}", "pending", definition_id=d) for i, d in enumerate(ids)]
+    return api.get(f"/v2/list-test-runs/{batch_id}").respond(200, json=page(runs))
+
+
 def test_create_sends_once_and_returns_the_batch(hook: RetellHook, api: respx.MockRouter) -> None:
     listing = lists(api, [OLD])
     create = api.post(CREATE).respond(201, json=new_batch("tcbj_new"))
@@ -368,6 +374,7 @@ def test_lost_reply_adopts_the_one_new_matching_batch(
     hook: RetellHook, api: respx.MockRouter, failure: Any
 ) -> None:
     listing = lists(api, [OLD], [new_batch("tcbj_new"), OLD])
+    ran(api, "tcbj_new")
     create = api.post(CREATE).mock(side_effect=[failure])
     batch = hook.create_batch_test(LLM_ENGINE, IDS)
     assert batch.id == "tcbj_new"
@@ -397,6 +404,8 @@ def test_lost_replies_until_retries_run_out(hook: RetellHook, api: respx.MockRou
 
 def test_two_new_candidates_fail_without_creating_again(hook: RetellHook, api: respx.MockRouter) -> None:
     listing = lists(api, [OLD], [new_batch("tcbj_x"), new_batch("tcbj_y"), OLD])
+    ran(api, "tcbj_x")
+    ran(api, "tcbj_y")
     create = api.post(CREATE).mock(
         side_effect=[httpx.Response(502), httpx.Response(201, json=new_batch("z"))]
     )
@@ -433,13 +442,38 @@ def test_batches_that_are_not_ours_are_never_adopted(
 
 def test_batch_within_clock_skew_is_adopted(hook: RetellHook, api: respx.MockRouter) -> None:
     lists(api, [], [new_batch("tcbj_skewed", age_s=60)])
+    ran(api, "tcbj_skewed")
     create = api.post(CREATE).mock(side_effect=[httpx.ReadTimeout("t")])
     assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_skewed"
     assert create.call_count == 1
 
 
+def test_a_new_batch_of_other_test_cases_is_not_adopted(hook: RetellHook, api: respx.MockRouter) -> None:
+    # same engine and size, created meanwhile by another task: its runs show other test cases
+    listing = lists(api, [], [new_batch("tcbj_theirs")])
+    theirs = ran(api, "tcbj_theirs", ["def_x", "def_y", "def_z"])
+    create = api.post(CREATE).mock(
+        side_effect=[httpx.Response(503), httpx.Response(201, json=new_batch("tcbj_ours"))]
+    )
+    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_ours"
+    assert theirs.call_count == 1
+    assert create.call_count == 2
+    assert listing.call_count == 2
+
+
+def test_a_new_batch_whose_runs_are_not_listed_yet_may_be_ours(
+    hook: RetellHook, api: respx.MockRouter
+) -> None:
+    lists(api, [], [new_batch("tcbj_fresh")])
+    ran(api, "tcbj_fresh", [])
+    create = api.post(CREATE).mock(side_effect=[httpx.Response(504)])
+    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_fresh"
+    assert create.call_count == 1
+
+
 def test_unversioned_engine_adopts_any_version(hook: RetellHook, api: respx.MockRouter) -> None:
     lists(api, [], [new_batch("tcbj_v5", engine={**FLOW_ENGINE, "version": 5})])
+    ran(api, "tcbj_v5")
     create = api.post(CREATE).mock(side_effect=[httpx.Response(504)])
     assert hook.create_batch_test(FLOW_ENGINE, IDS).id == "tcbj_v5"
     assert create.call_count == 1
@@ -580,6 +614,7 @@ async def test_alist_test_runs_reads_every_page(ahook: RetellHook, api: respx.Mo
 
 async def test_acreate_lost_reply_adopts(ahook: RetellHook, api: respx.MockRouter) -> None:
     listing = lists(api, [OLD], [new_batch("tcbj_new"), OLD])
+    ran(api, "tcbj_new")
     create = api.post(CREATE).mock(side_effect=[httpx.ReadTimeout("lost")])
     assert (await ahook.acreate_batch_test(LLM_ENGINE, IDS)).id == "tcbj_new"
     assert create.call_count == 1
@@ -598,6 +633,8 @@ async def test_acreate_lost_reply_without_batch_sends_again(ahook: RetellHook, a
 
 async def test_acreate_two_candidates_fail(ahook: RetellHook, api: respx.MockRouter) -> None:
     lists(api, [], [new_batch("tcbj_x"), new_batch("tcbj_y")])
+    ran(api, "tcbj_x")
+    ran(api, "tcbj_y")
     create = api.post(CREATE).mock(
         side_effect=[httpx.Response(500), httpx.Response(201, json=new_batch("z"))]
     )
