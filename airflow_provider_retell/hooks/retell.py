@@ -250,13 +250,14 @@ class RetellHook(BaseHook):
                 body = await self._asend("GET", path, params=params or None)
         return parse_response(model, body, method="GET", path=path)
 
+    def _page_query(self, query: dict[str, Any], key: str | None) -> dict[str, Any]:
+        return {**query, "limit": self.page_size, **({"pagination_key": key} if key else {})}
+
     def _read_all(self, path: str, model: type[BaseModelT], **query: Any) -> list[BaseModelT]:
         items: list[BaseModelT] = []
         key: str | None = None
         while True:
-            page = self._read(
-                path, Page, **query, limit=self.page_size, **({"pagination_key": key} if key else {})
-            )
+            page = self._read(path, Page, **self._page_query(query, key))
             items += [parse_response(model, item, method="GET", path=path) for item in page.items]
             if not page.has_more or not page.pagination_key:
                 return items
@@ -266,8 +267,7 @@ class RetellHook(BaseHook):
         items: list[BaseModelT] = []
         key: str | None = None
         while True:
-            extra: dict[str, str] = {"pagination_key": key} if key else {}
-            page = await self._aread(path, Page, **query, limit=self.page_size, **extra)
+            page = await self._aread(path, Page, **self._page_query(query, key))
             items += [parse_response(model, item, method="GET", path=path) for item in page.items]
             if not page.has_more or not page.pagination_key:
                 return items

@@ -243,17 +243,23 @@ async def test_progress_logged_at_most_once_per_poll(
     assert any("12/12 done, 1 failed" in m for m in progress)
 
 
-async def test_one_client_reused_across_polls_and_released(
-    no_retry_conn: str, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    created: list[httpx.AsyncClient] = []
+@pytest.fixture
+def created(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
+    """Every AsyncClient the provider builds, in order."""
+    clients: list[httpx.AsyncClient] = []
 
     class CountingClient(httpx.AsyncClient):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            created.append(self)
+            clients.append(self)
 
     monkeypatch.setattr(connection_module.httpx, "AsyncClient", CountingClient)
+    return clients
+
+
+async def test_one_client_reused_across_polls_and_released(
+    no_retry_conn: str, api: respx.MockRouter, created: list[httpx.AsyncClient]
+) -> None:
     route = api.get(GET_PATH).mock(side_effect=replies(*[in_progress(i) for i in range(6)], batch_json()))
     events = await collect(make_trigger(no_retry_conn))
     assert events[0].payload["status"] == "complete"
@@ -264,16 +270,8 @@ async def test_one_client_reused_across_polls_and_released(
 
 
 async def test_concurrent_triggers_share_one_pool(
-    no_retry_conn: str, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    no_retry_conn: str, api: respx.MockRouter, created: list[httpx.AsyncClient]
 ) -> None:
-    created: list[httpx.AsyncClient] = []
-
-    class CountingClient(httpx.AsyncClient):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            created.append(self)
-
-    monkeypatch.setattr(connection_module.httpx, "AsyncClient", CountingClient)
     for n in range(5):
         api.get(f"/get-batch-test/tcbj_{n}").mock(
             side_effect=replies(in_progress(1), in_progress(2), batch_json(f"tcbj_{n}"))
