@@ -134,6 +134,15 @@ def create_app(
     async def get_agent(agent_id: str, request: Request) -> JSONResponse:
         return JSONResponse(st.get_agent(agent_id, request.query_params))
 
+    @app.post("/v2/list-agents")
+    async def list_agents(request: Request) -> JSONResponse:
+        body = await _json_body(request, optional=True)
+        return JSONResponse(st.list_agents(request.query_params, body))
+
+    @app.get("/list-agents")
+    async def list_agents_v1() -> JSONResponse:
+        return JSONResponse(st.list_agents_v1())
+
     # ------------------------------------------------------------------ control API (no auth, not logged)
     def _time_scale(body: Any) -> float | None:
         if not isinstance(body, dict):
@@ -156,6 +165,7 @@ def create_app(
         time_scale = _time_scale(await _json_body(request, optional=True))
         st.reset(time_scale)
         app.faults.clear()
+        app.gateway.cancel_late_applies()
         app.request_log.clear()
         return _status()
 
@@ -168,6 +178,7 @@ def create_app(
         except SeedError as exc:
             raise ApiError(400, str(exc)) from exc
         app.faults.clear()
+        app.gateway.cancel_late_applies()
         app.request_log.clear()
         return {
             **_status(),

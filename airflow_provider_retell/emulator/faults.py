@@ -13,6 +13,9 @@ is then handled by the API. Faults:
 ``lost_reply``  apply the request, then reply ``status_code`` (if given) or drop the connection.
 ``patch``       handle normally, then shallow-merge ``json`` into the JSON reply and delete the
                 top-level keys in ``remove``.
+``late_apply``  reply at once without applying (``status_code`` with Retell's error body, or drop the
+                connection), then apply the very same request ``seconds`` (real seconds) later in the
+                background, as if Retell had been slow to create it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import hmac
 import itertools
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -35,7 +39,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ACTIONS = ("status", "delay", "drop", "malformed", "lost_reply", "patch")
+ACTIONS = ("status", "delay", "drop", "malformed", "lost_reply", "patch", "late_apply")
 _PARAMS: dict[str, dict[str, bool]] = {  # action -> {param: required}
     "status": {"status_code": True, "retry_after": False, "message": False},
     "delay": {"seconds": True},
@@ -43,8 +47,10 @@ _PARAMS: dict[str, dict[str, bool]] = {  # action -> {param: required}
     "malformed": {},
     "lost_reply": {"status_code": False},
     "patch": {"json": False, "remove": False},
+    "late_apply": {"seconds": True, "status_code": False},
 }
 INVALID_KEY_MESSAGE = "Invalid API key"
+log = logging.getLogger(__name__)
 
 
 class FaultSpecError(ValueError):
@@ -158,7 +164,7 @@ class RequestLog:
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
 
-    def add(self, method: str, path: str, query: dict[str, str]) -> dict[str, Any]:
+    def add(self, method: str, path: str, query: dict[str, str], client: str | None = None) -> dict[str, Any]:
         entry = {
             "method": method,
             "path": path,
@@ -166,6 +172,7 @@ class RequestLog:
             "status": None,
             "fault": None,
             "timestamp": time.time(),
+            "client": client,
         }
         self.entries.append(entry)
         return entry
@@ -184,6 +191,15 @@ async def send_bytes(
     all_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": all_headers + (headers or [])})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def client_address(scope: Scope) -> str | None:
+    """``host:port`` of the client (``[host]:port`` for IPv6), None when the server gives none."""
+    client = scope.get("client")
+    if not client:
+        return None
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 class ConnectionDropped(ConnectionAbortedError):
@@ -215,6 +231,7 @@ class Gateway:
         self._expected = f"Bearer {api_key}".encode()
         self.faults = faults
         self.log = log
+        self._late: set[asyncio.Task[None]] = set()
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers", []):
@@ -229,7 +246,8 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"].upper(), scope["path"]
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        entry = self.log.add(method, path, query)
+        entry = self.log.add(method, path, query, client_address(scope))
+        original_scope = dict(scope)  # the app adds keys to the scope; a late apply starts afresh
 
         # Read the whole body first: a request must be applied even if the client goes away meanwhile.
         body = bytearray()
@@ -269,6 +287,14 @@ class Gateway:
             return
         if action == "drop":
             drop_connection(send)
+            return
+        if action == "late_apply":
+            self._schedule_late_apply(original_scope, bytes(body), float(params["seconds"]))
+            if "status_code" in params:
+                entry["status"] = params["status_code"]
+                await send_bytes(send, params["status_code"], error_body(_phrase(params["status_code"])))
+            else:
+                drop_connection(send)
             return
         if action == "delay":
             await asyncio.sleep(float(params["seconds"]))
@@ -311,6 +337,40 @@ class Gateway:
             await send(message)
 
         await self._handle(scope, replay, sniff)
+
+    def _schedule_late_apply(self, scope: Scope, body: bytes, seconds: float) -> None:
+        """Apply the request ``seconds`` from now on this event loop; the reply goes nowhere."""
+
+        async def apply() -> None:
+            await asyncio.sleep(seconds)
+            delivered = False
+
+            async def receive() -> Message:
+                nonlocal delivered
+                if not delivered:
+                    delivered = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return {"type": "http.disconnect"}
+
+            async def discard(message: Message) -> None:
+                return None
+
+            try:
+                await self._handle(dict(scope), receive, discard)
+            except Exception:
+                log.exception("late apply of %s %s failed", scope.get("method"), scope.get("path"))
+
+        task = asyncio.get_running_loop().create_task(apply())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    def cancel_late_applies(self) -> int:
+        """Cancel every late apply still waiting (on reset / seed); returns how many."""
+        pending = [t for t in self._late if not t.done()]
+        for task in pending:
+            task.cancel()
+        self._late.clear()
+        return len(pending)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._authorized(scope):

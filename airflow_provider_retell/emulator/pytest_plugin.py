@@ -101,7 +101,8 @@ class RetellEmulator:
         """Inject a fault for requests matching ``method`` ("*" for any) and ``path`` (a glob).
 
         Actions: status (status_code, retry_after, message), delay (seconds), drop, malformed,
-        lost_reply (status_code), patch (json, remove). Returns the fault id.
+        lost_reply (status_code), patch (json, remove), late_apply (seconds, status_code).
+        Returns the fault id.
         """
         spec = {"method": method, "path": path, "action": action, "times": times, **params}
         return str(self._control("POST", "faults", spec)["id"])
@@ -124,6 +125,11 @@ class RetellEmulator:
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         return len(self.requests(method, path))
+
+    def connections(self, method: str | None = None, path: str | None = None) -> int:
+        """Distinct client ``host:port`` among the logged requests (filtered as in :meth:`requests`):
+        the number of TCP connections clients opened to make those API requests."""
+        return len({e["client"] for e in self.requests(method, path) if e.get("client")})
 
     def clear_requests(self) -> None:
         self._control("DELETE", "requests")

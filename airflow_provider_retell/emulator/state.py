@@ -323,11 +323,19 @@ class EmulatorState:
         return self.batch_view(self._batch(batch_id), now)
 
     def list_batches(self, query: Mapping[str, str], now: int) -> dict[str, Any]:
+        """Batches of one engine version, newest first: ``version`` if given, else the latest.
+
+        retell-sdk: "Version of the response engine (defaults to latest)". A batch always records a
+        version when its engine has one (create fills in the latest), so this is an exact match; an
+        engine the seed names without any version lists its batches created without a version.
+        """
         key, version = self._engine_query(query)
+        if version is None:
+            version = self.engines[key]
         matching = [
             b
             for b in self.batches.values()
-            if engine_key(b.engine) == key and versions_match(b.engine.get("version"), version)
+            if engine_key(b.engine) == key and b.engine.get("version") == version
         ]
         matching.sort(key=lambda b: (b.created_ms, b.seq), reverse=True)
         page, has_more, next_key = self._page([b.batch_id for b in matching], query)
@@ -355,6 +363,13 @@ class EmulatorState:
         return self.definition_view(self._definition(def_id))
 
     def list_definitions(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """Definitions of one engine in seed/creation order.
+
+        The SDK has no ``version`` for this call: without it every definition of the engine is listed
+        (a definition is not tied to the latest version). With ``version`` (an emulator extension, same
+        query as list-batch-tests): those usable in a batch of that version, i.e. of that version or
+        without a version.
+        """
         key, version = self._engine_query(query)
         ids = [
             d["test_case_definition_id"]
@@ -442,6 +457,86 @@ class EmulatorState:
             if version > agent["version"]:
                 raise ApiError(404, f"agent {agent_id} version {version} not found")
         return self.agent_view(agent, version)
+
+    def list_agents(self, query: Mapping[str, str], body: Any) -> dict[str, Any]:
+        """``POST /v2/list-agents`` (retell-sdk 6.2 ``agent.list``): one item per agent, paginated.
+
+        Query ``limit``, ``pagination_key`` (an agent id), ``sort_order`` (``descending``, the
+        default: newest agent first, seed order counting as creation order; or ``ascending``).
+        Body: optional ``filter_criteria`` with ``channel``, ``is_transfer_agent`` and ``query``.
+        """
+        sort_order = query.get("sort_order") or "descending"
+        if sort_order not in ("ascending", "descending"):
+            raise ApiError(400, "query parameter sort_order must be ascending or descending")
+        if not isinstance(body, dict):
+            raise ApiError(400, "request body must be a JSON object")
+        criteria = body.get("filter_criteria")
+        if criteria is None:
+            criteria = {}
+        if not isinstance(criteria, dict):
+            raise ApiError(400, "filter_criteria must be an object")
+        unknown = set(criteria) - {"channel", "is_transfer_agent", "query"}
+        if unknown:
+            raise ApiError(400, f"unknown filter_criteria: {', '.join(sorted(unknown))}")
+        items = [self.agent_list_item(a) for a in self.agents.values()]
+        if "channel" in criteria:
+            items = [i for i in items if _string_filter(criteria["channel"], i["channel"], "channel")]
+        if "is_transfer_agent" in criteria:
+            wanted = _boolean_filter(criteria["is_transfer_agent"], "is_transfer_agent")
+            items = [i for i in items if i["is_transfer_agent"] is wanted]
+        if "query" in criteria:
+            text = criteria["query"]
+            if not isinstance(text, str):
+                raise ApiError(400, "filter_criteria.query must be a string")
+            items = [i for i in items if text.lower() in i["agent_name"].lower() or text in i["agent_id"]]
+        if sort_order == "descending":
+            items.reverse()
+        by_id = {i["agent_id"]: i for i in items}
+        page, has_more, next_key = self._page(list(by_id), query)
+        return self._envelope([by_id[i] for i in page], has_more, next_key)
+
+    def list_agents_v1(self) -> list[dict[str, Any]]:
+        """``GET /list-agents`` (older docs): a JSON array with the latest version of every agent."""
+        return [self.agent_view(a, a["version"]) for a in self.agents.values()]
+
+    def agent_list_item(self, agent: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "agent_id": agent["agent_id"],
+            "agent_name": agent["agent_name"],
+            "channel": agent.get("channel", "voice"),
+            "is_suspended": bool(agent.get("is_suspended", False)),
+            "tags": copy.deepcopy(agent.get("tags", {})),
+            "user_modified_timestamp": self.loaded_ms,
+            "is_transfer_agent": bool(agent.get("is_transfer_agent", False)),
+        }
+
+
+def _filter_object(raw: Any, name: str, kind: str, ops: tuple[str, ...]) -> tuple[str, Any]:
+    if not isinstance(raw, dict) or raw.get("type") != kind or raw.get("op") not in ops or "value" not in raw:
+        raise ApiError(
+            400, f"filter_criteria.{name} must be {{op: {'|'.join(ops)}, type: {kind}, value: ...}}"
+        )
+    return raw["op"], raw["value"]
+
+
+def _string_filter(raw: Any, actual: str, name: str) -> bool:
+    op, value = _filter_object(raw, name, "string", ("eq", "ne", "sw", "ew", "co"))
+    if not isinstance(value, str):
+        raise ApiError(400, f"filter_criteria.{name}.value must be a string")
+    return {
+        "eq": actual == value,
+        "ne": actual != value,
+        "sw": actual.startswith(value),
+        "ew": actual.endswith(value),
+        "co": value in actual,
+    }[op]
+
+
+def _boolean_filter(raw: Any, name: str) -> bool:
+    _, value = _filter_object(raw, name, "boolean", ("eq",))
+    if not isinstance(value, bool):
+        raise ApiError(400, f"filter_criteria.{name}.value must be a boolean")
+    return value
 
 
 def _int_param(query: Mapping[str, str], name: str, *, minimum: int, maximum: int | None = None) -> int:

@@ -386,6 +386,32 @@ def test_list_batch_tests_newest_first_with_pagination(
     assert [b["total_count"] for b in flows.json()["items"]] == [1]
 
 
+def test_list_batch_tests_without_version_means_the_latest_version(
+    retell_emulator: RetellEmulator, api: httpx.Client
+) -> None:
+    retell_emulator.reset(time_scale=0)
+    old = create(api, {**BOOKING, "version": 1}, BOOKING_IDS[:1])["test_case_batch_job_id"]
+    older = create(api, {**BOOKING, "version": 0}, BOOKING_IDS[:2])["test_case_batch_job_id"]
+    latest = create(api, BOOKING, BOOKING_IDS[:3])["test_case_batch_job_id"]  # records version 2
+    explicit = create(api, {**BOOKING, "version": 2}, BOOKING_IDS[:4])["test_case_batch_job_id"]
+
+    def listed(**extra: Any) -> list[str]:
+        body = api.get("/v2/list-batch-tests", params={**BOOKING, **extra}).json()
+        return [b["test_case_batch_job_id"] for b in body["items"]]
+
+    assert listed() == [explicit, latest]  # newest first, latest version (2) only
+    assert listed(version=2) == [explicit, latest]
+    assert listed(version=1) == [old]
+    assert listed(version=0) == [older]
+    # an engine the seed names without any version: its unversioned batches are its latest
+    unversioned = create(api, FLAKY, FLAKY_IDS[:1])["test_case_batch_job_id"]
+    pinned = create(api, {**FLAKY, "version": 3}, FLAKY_IDS[:1])["test_case_batch_job_id"]
+    flaky = api.get("/v2/list-batch-tests", params=FLAKY).json()["items"]
+    assert [b["test_case_batch_job_id"] for b in flaky] == [unversioned]
+    pinned_listing = api.get("/v2/list-batch-tests", params={**FLAKY, "version": 3}).json()["items"]
+    assert [b["test_case_batch_job_id"] for b in pinned_listing] == [pinned]
+
+
 @pytest.mark.parametrize(
     ("params", "status", "fragment"),
     [
@@ -453,6 +479,27 @@ def test_list_definitions_by_engine_with_pagination(api: httpx.Client) -> None:
         "/v2/list-test-case-definitions", params={"type": "retell-llm", "llm_id": "llm_flaky", "version": 3}
     ).json()
     assert len(versioned["items"]) == 3
+
+
+def test_list_definitions_version_rule(api: httpx.Client) -> None:
+    """Without version: every definition of the engine; with one: those usable at that version."""
+    pinned = api.post(
+        "/create-test-case-definition",
+        json={
+            "name": "v1 only",
+            "response_engine": {**BOOKING, "version": 1},
+            "user_prompt": "p",
+            "metrics": [],
+        },
+    ).json()["test_case_definition_id"]
+
+    def listed(**extra: Any) -> list[str]:
+        body = api.get("/v2/list-test-case-definitions", params={**BOOKING, "limit": 100, **extra}).json()
+        return [d["test_case_definition_id"] for d in body["items"]]
+
+    assert listed() == [*BOOKING_IDS, pinned]
+    assert listed(version=1) == [*BOOKING_IDS, pinned]
+    assert listed(version=2) == BOOKING_IDS
 
 
 # ---------------------------------------------------------------------------------------- definitions
@@ -580,6 +627,73 @@ def test_get_agent(api: httpx.Client) -> None:
     assert_error(api.get("/get-agent/agent_booking", params={"version": "x"}), 400, "version")
 
 
+def test_list_agents_v2(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
+    seed_order = ["agent_support", "agent_booking", "agent_flaky", "agent_custom"]
+
+    def ids(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [a["agent_id"] for a in response.json()["items"]]
+
+    everything = api.post("/v2/list-agents")  # no body at all, as some clients send
+    assert ids(everything) == list(reversed(seed_order))  # descending (newest first) by default
+    assert everything.json()["has_more"] is False
+    item = everything.json()["items"][-1]
+    assert item == {
+        "agent_id": "agent_support",
+        "agent_name": "Customer Support",
+        "channel": "voice",
+        "is_suspended": False,
+        "tags": {},
+        "user_modified_timestamp": item["user_modified_timestamp"],
+        "is_transfer_agent": False,
+    }
+    assert ids(api.post("/v2/list-agents", json={}, params={"sort_order": "ascending"})) == seed_order
+    first = api.post("/v2/list-agents", json={}, params={"limit": 3, "sort_order": "ascending"}).json()
+    assert [a["agent_id"] for a in first["items"]] == seed_order[:3]
+    assert (first["has_more"], first["pagination_key"]) == (True, "agent_flaky")
+    rest = api.post(
+        "/v2/list-agents", params={"sort_order": "ascending", "pagination_key": first["pagination_key"]}
+    )
+    assert ids(rest) == ["agent_custom"]
+
+    def filtered(criteria: dict[str, Any]) -> list[str]:
+        return ids(
+            api.post(
+                "/v2/list-agents", json={"filter_criteria": criteria}, params={"sort_order": "ascending"}
+            )
+        )
+
+    assert filtered({"query": "BOOKING"}) == ["agent_booking"]  # agent name, case-insensitive
+    assert filtered({"query": "agent_fl"}) == ["agent_flaky"]  # agent id
+    assert filtered({"channel": {"op": "eq", "type": "string", "value": "chat"}}) == []
+    assert filtered({"channel": {"op": "sw", "type": "string", "value": "vo"}}) == seed_order
+    assert filtered({"is_transfer_agent": {"op": "eq", "type": "boolean", "value": False}}) == seed_order
+    assert (
+        filtered({"query": "support", "is_transfer_agent": {"op": "eq", "type": "boolean", "value": True}})
+        == []
+    )
+    assert_error(api.post("/v2/list-agents", json={"filter_criteria": {"channel": "voice"}}), 400, "channel")
+    assert_error(api.post("/v2/list-agents", json={"filter_criteria": {"name": "x"}}), 400, "name")
+    assert_error(api.post("/v2/list-agents", params={"sort_order": "up"}), 400, "sort_order")
+    assert_error(api.post("/v2/list-agents", params={"limit": 0}), 400, "limit")
+    assert_error(api.post("/v2/list-agents", params={"pagination_key": "agent_nope"}), 400, "pagination_key")
+    assert_error(api.post("/v2/list-agents", json=[1]), 400, "object")
+    assert_error(api.get("/v2/list-agents"), 405)  # POST only, as in retell-sdk 6.2
+
+
+def test_list_agents_v1_is_an_array_of_agents(api: httpx.Client) -> None:
+    response = api.get("/list-agents")
+    assert response.status_code == 200
+    agents = response.json()
+    assert [a["agent_id"] for a in agents] == [
+        "agent_support",
+        "agent_booking",
+        "agent_flaky",
+        "agent_custom",
+    ]
+    assert agents[1] == api.get("/get-agent/agent_booking").json()
+
+
 # ---------------------------------------------------------------------------------------- control API
 
 
@@ -661,6 +775,30 @@ def test_control_api_is_not_logged_and_needs_no_key(
     assert retell_emulator.count("POST", "/create-batch-test") == 1
     retell_emulator.clear_requests()
     assert retell_emulator.count() == 0
+
+
+def test_request_log_records_the_client_and_counts_connections(retell_emulator: RetellEmulator) -> None:
+    with retell_emulator.client() as client:  # one keep-alive connection
+        for _ in range(5):
+            assert client.get("/get-agent/agent_booking").status_code == 200
+        local = client.get("/get-agent/agent_support")
+    entries = retell_emulator.requests()
+    assert len(entries) == 6
+    host, _, port = entries[0]["client"].rpartition(":")
+    assert host == "127.0.0.1"
+    assert int(port) > 0
+    assert len({e["client"] for e in entries}) == 1
+    assert local.status_code == 200
+    assert retell_emulator.connections() == 1
+    for _ in range(5):  # five clients: five connections
+        with retell_emulator.client() as client:
+            assert client.get("/get-agent/agent_flaky").status_code == 200
+    assert retell_emulator.connections() == 6
+    assert retell_emulator.connections(path="/get-agent/agent_flaky") == 5
+    assert retell_emulator.connections("GET", "/get-agent/agent_booking") == 1
+    assert retell_emulator.connections("POST") == 0
+    retell_emulator.clear_requests()
+    assert retell_emulator.connections() == 0
 
 
 def test_connection_json(retell_emulator: RetellEmulator) -> None:

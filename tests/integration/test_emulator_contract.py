@@ -12,6 +12,7 @@ import pytest
 from pydantic import TypeAdapter
 from retell import Retell
 from retell.types import (
+    AgentListResponse,
     AgentResponse,
     BatchTestResponse,
     TestCaseDefinitionResponse,
@@ -151,3 +152,31 @@ def test_official_client_sees_api_errors(sdk: Retell) -> None:
     with pytest.raises(retell.AuthenticationError):
         wrong.tests.get_batch_test("tcbj_missing")
     wrong.close()
+
+
+def test_agent_listings_parse_with_sdk_types(api: httpx.Client, sdk: Retell) -> None:
+    listed = strict(AgentListResponse, api.post("/v2/list-agents", json={}).json())
+    assert {a.agent_id for a in listed.items} == {
+        "agent_support",
+        "agent_booking",
+        "agent_flaky",
+        "agent_custom",
+    }
+    assert all(a.channel == "voice" and a.is_suspended is False for a in listed.items)
+    older = strict(list[AgentResponse], api.get("/list-agents").json())
+    assert [a.agent_id for a in older] == ["agent_support", "agent_booking", "agent_flaky", "agent_custom"]
+    # the official client: POST /v2/list-agents with query limit / pagination_key / sort_order and a
+    # filter_criteria body
+    page = sdk.agent.list(limit=2, sort_order="ascending")
+    assert isinstance(page, AgentListResponse)
+    assert [a.agent_id for a in page.items] == ["agent_support", "agent_booking"]
+    assert page.has_more
+    assert page.pagination_key == "agent_booking"
+    rest = sdk.agent.list(limit=2, sort_order="ascending", pagination_key=page.pagination_key)
+    assert [a.agent_id for a in rest.items] == ["agent_flaky", "agent_custom"]
+    assert not rest.has_more
+    found = sdk.agent.list(
+        filter_criteria={"query": "booking", "channel": {"op": "eq", "type": "string", "value": "voice"}}
+    )
+    assert [a.agent_id for a in found.items] == ["agent_booking"]
+    assert sdk.agent.list().items[0].agent_id == "agent_custom"  # newest first by default

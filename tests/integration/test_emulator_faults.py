@@ -173,6 +173,85 @@ def test_patch_merges_and_removes_fields(retell_emulator: RetellEmulator, api: h
     assert "extra" not in normal
 
 
+def wait_for_batches(api: httpx.Client, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while len(listed := batches(api)) < count:
+        assert time.monotonic() < deadline, f"expected {count} batches, have {len(listed)}"
+        time.sleep(0.02)
+    return listed
+
+
+def test_late_apply_replies_at_once_and_creates_the_batch_later(
+    retell_emulator: RetellEmulator, api: httpx.Client
+) -> None:
+    retell_emulator.add_fault("POST", "/create-batch-test", "late_apply", seconds=0.5, status_code=504)
+    submitted = time.time()
+    started = time.monotonic()
+    response = api.post("/create-batch-test", json=CREATE_BODY)
+    assert time.monotonic() - started < 0.4  # the reply does not wait for the apply
+    assert response.status_code == 504
+    assert response.json() == {"status": "error", "message": "Gateway Timeout"}
+    assert batches(api) == []
+    listed = wait_for_batches(api, 1)
+    appeared = time.time()
+    assert appeared - submitted >= 0.5
+    assert len(listed) == 1
+    batch = listed[0]
+    assert batch["total_count"] == 2
+    assert batch["response_engine"] == {**BOOKING, "version": 2}
+    # timestamps are those of the apply, not of the request
+    assert submitted * 1000 + 450 <= batch["creation_timestamp"] <= appeared * 1000 + 1
+    time.sleep(0.2)
+    assert len(batches(api)) == 1  # applied exactly once
+    log = retell_emulator.requests("POST")
+    assert [(e["status"], e["fault"]) for e in log] == [(504, "late_apply")]  # the apply is not logged
+
+
+def test_late_apply_without_status_drops_then_applies(
+    retell_emulator: RetellEmulator, api: httpx.Client
+) -> None:
+    retell_emulator.add_fault("POST", "/create-batch-test", "late_apply", seconds=0)
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        api.post("/create-batch-test", json=CREATE_BODY)
+    assert len(wait_for_batches(api, 1)) == 1
+    assert [(e["status"], e["fault"]) for e in retell_emulator.requests("POST")] == [(None, "late_apply")]
+
+
+def test_late_apply_replays_the_same_request_including_auth(retell_emulator: RetellEmulator) -> None:
+    retell_emulator.add_fault("POST", "/create-batch-test", "late_apply", seconds=0, status_code=502, times=2)
+    url = retell_emulator.url + "/create-batch-test"
+    # wrong key: the late apply is refused like the request would have been
+    bad = httpx.post(url, json=CREATE_BODY, headers={"Authorization": "Bearer nope"}, trust_env=False)
+    assert bad.status_code == 502
+    good = httpx.post(
+        url + "?ignored=1",
+        json={**CREATE_BODY, "test_case_definition_ids": ["tcd_booking_03"]},
+        headers=retell_emulator.headers,
+        trust_env=False,
+    )
+    assert good.status_code == 502
+    with retell_emulator.client() as api:
+        listed = wait_for_batches(api, 1)
+        time.sleep(0.2)
+        assert len(batches(api)) == 1
+    assert listed[0]["total_count"] == 1
+    runs = httpx.get(
+        f"{retell_emulator.url}/v2/list-test-runs/{listed[0]['test_case_batch_job_id']}",
+        headers=retell_emulator.headers,
+        trust_env=False,
+    ).json()["items"]
+    assert [r["test_case_definition_id"] for r in runs] == ["tcd_booking_03"]
+    assert retell_emulator.requests("POST")[1]["query"] == {"ignored": "1"}
+
+
+def test_reset_cancels_a_pending_late_apply(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
+    retell_emulator.add_fault("POST", "/create-batch-test", "late_apply", seconds=0.3, status_code=504)
+    assert api.post("/create-batch-test", json=CREATE_BODY).status_code == 504
+    retell_emulator.reset()
+    time.sleep(0.5)
+    assert batches(api) == []
+
+
 def test_first_matching_fault_wins_and_clear(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
     retell_emulator.add_fault("GET", "/get-agent/*", "status", status_code=500)
     retell_emulator.add_fault("GET", "/get-agent/agent_booking", "status", status_code=503)
@@ -206,6 +285,11 @@ def test_reset_clears_faults_and_log(retell_emulator: RetellEmulator, api: httpx
         {"method": "GET", "path": "/x", "action": "drop", "times": 0},
         {"method": "GET", "path": "/x", "action": "drop", "seconds": 1},
         {"method": "GET", "path": "/x", "action": "patch", "json": [1]},
+        {"method": "POST", "path": "/x", "action": "late_apply"},
+        {"method": "POST", "path": "/x", "action": "late_apply", "seconds": -1},
+        {"method": "POST", "path": "/x", "action": "late_apply", "seconds": "1"},
+        {"method": "POST", "path": "/x", "action": "late_apply", "seconds": 1, "status_code": 600},
+        {"method": "POST", "path": "/x", "action": "late_apply", "seconds": 1, "retry_after": 1},
     ],
 )
 def test_invalid_fault_specs_are_rejected(retell_emulator: RetellEmulator, spec: dict) -> None:
