@@ -31,6 +31,7 @@ from airflow_provider_retell.exceptions import RetellInputError
 from airflow_provider_retell.models import TestCaseDefinition as DefinitionModel
 
 ENGINE = {"type": "conversation-flow", "conversation_flow_id": "cf_support"}
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "definitions.md"
 
 
 def write(folder: Path, relative: str, text: str) -> Path:
@@ -740,6 +741,22 @@ def test_the_schema_checks_what_editors_check() -> None:
     assert not validator.is_valid([{k: v for k, v in entry.items() if k != "metrics"}])
     assert not validator.is_valid({"test_cases": [entry], "defaults": {}})
     assert not validator.is_valid([{**entry, "llm_model": None}])
+
+
+def test_the_complete_example_in_the_docs_loads(tmp_path: Path) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    example = re.search(r"`example_dags/retell_tests/billing.yaml`:\n\n```yaml\n(.*?)```", text, re.S)
+    assert example, "docs/definitions.md lost its complete example"
+    write(tmp_path, "billing.yaml", example.group(1))
+
+    specs = load_definitions("billing.yaml", base_dir=tmp_path)
+
+    assert [(s.name, s.set_fields[2:]) for s in specs] == [
+        ("refund for a late delivery", ("dynamic_variables", "tool_mocks", "llm_model")),
+        ("caller asks for a human", ()),
+        ("no tool mocks any more", ("tool_mocks",)),
+    ]
+    assert "{{order_id}}" in specs[0].user_prompt
 
 
 def test_check_command_validates_files(
