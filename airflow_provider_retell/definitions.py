@@ -179,12 +179,11 @@ def load_definitions(
 
     specs: list[DefinitionSpec] = []
     problems: list[str] = []
+    named: list[tuple[str, str]] = []
     files = definition_files(path, base_dir=base_dir)
     for file in files:
-        file_specs, file_problems = _load_file(file, yaml)
-        specs += file_specs
-        problems += file_problems
-    problems += _duplicate_name_problems(specs)
+        problems += _load_file(file, yaml, specs, named)
+    problems += _duplicate_name_problems(named)
     if problems:
         shown = problems[:_MAX_PROBLEMS_SHOWN]
         if len(problems) > len(shown):
@@ -201,25 +200,26 @@ def load_definitions(
     return specs
 
 
-def _load_file(file: Path, yaml: Any) -> tuple[list[DefinitionSpec], list[str]]:
+def _load_file(file: Path, yaml: Any, specs: list[DefinitionSpec], named: list[tuple[str, str]]) -> list[str]:
+    """Append the file's valid entries to ``specs`` and every named entry to ``named``; return its problems."""
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [f"{file}: cannot be read as UTF-8 text ({exc})"]
+        return [f"{file}: cannot be read as UTF-8 text ({exc})"]
     # Composing first keeps the nodes, so every error can name its line.
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
         duplicates = _duplicate_key_problems(file, root)
         if duplicates:
-            return [], duplicates
+            return duplicates
         data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}" if mark else str(file)
-        return [], [f"{where}: not valid YAML: {exc.problem or exc.context}"]
+        return [f"{where}: not valid YAML: {exc.problem or exc.context}"]
     except yaml.YAMLError as exc:
-        return [], [f"{file}: not valid YAML: {exc}"]
+        return [f"{file}: not valid YAML: {exc}"]
     finally:
         loader.dispose()
 
@@ -228,22 +228,21 @@ def _load_file(file: Path, yaml: Any) -> tuple[list[DefinitionSpec], list[str]]:
         unknown = sorted(str(k) for k in data if k != "test_cases")
         if unknown or not isinstance(data.get("test_cases"), list):
             extra = f" (unknown: {', '.join(unknown)})" if unknown else ""
-            return [], [f"{file}: a mapping file has one key, test_cases, holding a list{extra}"]
-        entries_node = _node_at(root, ["test_cases"])
+            return [f"{file}: a mapping file has one key, test_cases, holding a list{extra}"]
+        entries_node = next(v for k, v in root.value if k.value == "test_cases")
         data = data["test_cases"]
     elif not isinstance(data, list):
         shape = "empty" if data is None else f"a {type(data).__name__}"
-        return [], [
-            f"{file}: must be a list of test cases, or a mapping with a test_cases list; it is {shape}"
-        ]
+        return [f"{file}: must be a list of test cases, or a mapping with a test_cases list; it is {shape}"]
 
-    specs: list[DefinitionSpec] = []
     problems: list[tuple[int, str]] = []
     for index, raw in enumerate(data):
         node = entries_node.value[index]
         source = SpecSource(str(file), index + 1, node.start_mark.line + 1)
         name = raw.get("name") if isinstance(raw, dict) else None
         entry = f"entry {index + 1}" + (f" {name!r}" if isinstance(name, str) and name else "")
+        if isinstance(name, str) and name:
+            named.append((name, f"{source} {name!r}"))
         if not isinstance(raw, dict):
             problems.append(
                 (source.line or 0, f"{source}: must be a mapping of fields, got {type(raw).__name__}")
@@ -258,7 +257,7 @@ def _load_file(file: Path, yaml: Any) -> tuple[list[DefinitionSpec], list[str]]:
             continue
         spec._source = source
         specs.append(spec)
-    return specs, [message for _, message in sorted(problems, key=lambda p: p[0])]
+    return [message for _, message in sorted(problems, key=lambda p: p[0])]
 
 
 def _duplicate_key_problems(file: Path, root: Any) -> list[str]:
@@ -281,15 +280,15 @@ def _duplicate_key_problems(file: Path, root: Any) -> list[str]:
 
 
 def _node_at(node: Any, loc: Sequence[int | str]) -> Any:
-    """The deepest YAML node on a pydantic error's ``loc``: its line is the error's line."""
-    for part in loc:
+    """The deepest YAML node on a pydantic error's ``loc`` (a key, when it ends at one): the error's line."""
+    for depth, part in enumerate(loc, 1):
         if node.id == "sequence" and isinstance(part, int) and 0 <= part < len(node.value):
             node = node.value[part]
         elif node.id == "mapping":
-            values = [v for k, v in node.value if k.id == "scalar" and k.value == part]
-            if not values:
+            pairs = [(k, v) for k, v in node.value if k.id == "scalar" and k.value == part]
+            if not pairs:
                 break
-            node = values[0]
+            node = pairs[0][0] if depth == len(loc) else pairs[0][1]
         else:
             break
     return node
@@ -322,17 +321,18 @@ def _explain(error: Mapping[str, Any]) -> str:
     return f"{what}field {path!r}: {error['msg']}{hint}"
 
 
-def _duplicate_name_problems(specs: Sequence[DefinitionSpec]) -> list[str]:
-    first: dict[str, DefinitionSpec] = {}
+def _duplicate_name_problems(named: Sequence[tuple[str, str]]) -> list[str]:
+    """``named``: (name, where) of each entry, invalid ones too, so one run reports every problem."""
+    first: dict[str, str] = {}
     problems = []
-    for spec in specs:
-        if spec.name in first:
+    for name, where in named:
+        if name in first:
             problems.append(
-                f"name {spec.name!r} is used by two test cases: {first[spec.name].describe()} "
-                f"and {spec.describe()}; names are the identity on the engine"
+                f"name {name!r} is used by two test cases: {first[name]} and {where}; "
+                "names are the identity on the engine"
             )
         else:
-            first[spec.name] = spec
+            first[name] = where
     return problems
 
 
@@ -451,7 +451,7 @@ def compute_plan(
     definition in no file is deleted with ``prune``, else kept. Two Retell definitions with a name
     the files use fail the plan: picking one would be a guess.
     """
-    problems = _duplicate_name_problems(specs)
+    problems = _duplicate_name_problems([(spec.name, spec.describe()) for spec in specs])
     if problems:
         raise RetellInputError("; ".join(problems))
     by_name: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}

@@ -222,6 +222,11 @@ def test_path_must_be_a_path(tmp_path: Path, bad: Any) -> None:
     [
         ("  metrics: [m]\n  metric: [m]\n", 4, "unknown field 'metric': did you mean 'metrics'?"),
         (
+            "  metrics: [m]\n  tool_mock:\n    - {tool_name: t}\n",
+            4,
+            "unknown field 'tool_mock': did you mean 'tool_mocks'?",
+        ),
+        (
             "  metrics: [m]\n  dynamic_variables: {order_id: 10432}\n",
             4,
             "field 'dynamic_variables.order_id': Input should be a valid string (YAML read it as int 10432: put it in quotes)",
@@ -285,11 +290,13 @@ def test_a_missing_required_field_is_named(tmp_path: Path) -> None:
 
 def test_every_problem_of_every_file_is_reported_at_once(tmp_path: Path) -> None:
     a = write(tmp_path, "a.yaml", "- {name: a, user_prompt: p, metrics: [m], colour: red}\n")
-    b = write(tmp_path, "b.yaml", "- {name: b, metrics: [m]}\n- {name: c, user_prompt: p}\n")
+    b = write(tmp_path, "b.yaml", "- {name: b, metrics: [m]}\n- {name: c, user_prompt: p}\n- {name: a}\n")
 
     message = load_error(tmp_path)
 
-    assert "3 problem(s)" in message
+    assert "6 problem(s)" in message
+    # Invalid entries still count for duplicate names, so one run shows everything to fix.
+    assert f"name 'a' is used by two test cases: {a}:1: entry 1 'a' and {b}:3: entry 3 'a'" in message
     assert f"{a}:1: entry 1 'a': unknown field 'colour'" in message
     assert f"{b}:1: entry 1 'b': field 'user_prompt' is required" in message
     assert f"{b}:2: entry 2 'c': field 'metrics' is required" in message
