@@ -137,7 +137,12 @@ def bench_trigger_fanout(emulator: Any, waits: int = 60) -> dict[str, float]:
 
     async def shared_pool() -> tuple[int, float]:
         async def one(batch_id: str) -> None:
-            trigger = RetellBatchTestTrigger(batch_id, "retell_default", 0.1, time.time() + 60)
+            trigger = RetellBatchTestTrigger(
+                batch_test_id=batch_id,
+                retell_conn_id="retell_default",
+                poll_interval=0.1,
+                end_time=time.time() + 60,
+            )
             async for event in trigger.run():
                 assert event.payload["status"] == "complete", event.payload
 
