@@ -188,7 +188,7 @@ def write_doc(
         "same run, interleaved, so machine load moves both sides alike.",
         "",
         f"Machine: {trigger_report.machine()}. `make bench` took {wall_minutes:.1f} minutes once the venv",
-        "was ready (a fresh clone also builds it and installs the `bench` extra first, ~2-3 minutes).",
+        "was ready (a fresh clone also builds it and installs the `bench` extra first, ~1-3 minutes).",
         "To iterate on the triggerer comparison alone (prints the tables, leaves this file alone):",
         "`.venv/bin/python benchmarks/side_by_side.py --n 1000` (`--n` repeats; `--spread 10` is quicker).",
         "",
