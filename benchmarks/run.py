@@ -3,12 +3,14 @@
 Every figure is a ratio or a difference against a baseline measured in the same run, interleaved,
 so a busy or slow machine moves both sides alike.
 
-1. DAG parse cost: importing the operator and sensor modules on top of what a DAG file already
-   imports from ``airflow.sdk`` (fresh interpreters, interleaved, median).
+1. DAG parse cost (the guard): importing the operator and sensor modules on top of what a DAG file
+   already imports from ``airflow.sdk``, against dbt Cloud's operator and sensor (bytecode cached,
+   fresh interpreters, interleaved, median).
 2. Hook overhead: ``RetellHook.get_batch_test`` against a bare ``httpx.Client.get`` + ``json()`` on the
    same loopback emulator.
 3. Trigger fan-out: N deferred waits in one event loop (as in a triggerer); peak sockets to Retell
    with the shared client pool against one client per trigger.
+4. Side by side with dbt Cloud's trigger, 100 to 1,000 in one loop (``side_by_side.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import side_by_side
+import trigger_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -37,11 +41,15 @@ t1 = time.perf_counter(); m1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 t2 = time.perf_counter(); m2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(t1 - t0, t2 - t1, (m2 - m1) / 1024)
 """
+PROVIDER = "airflow-provider-retell (operator + sensor)"
+DBT = "apache-airflow-providers-dbt-cloud (operator + sensor)"
 CANDIDATES = {
-    "airflow-provider-retell (operator + sensor)": "import airflow_provider_retell.operators.batch_test, "
-    "airflow_provider_retell.sensors.batch_test",
+    PROVIDER: "import airflow_provider_retell.operators.batch_test, airflow_provider_retell.sensors.batch_test",
+    DBT: "import airflow.providers.dbt.cloud.operators.dbt, airflow.providers.dbt.cloud.sensors.dbt",
     "official retell-sdk (`import retell`), for reference": "import retell",
 }
+#: The DAG-parse guard (issue 11): what the operator and sensor may add to a DAG file's parse.
+GUARD_MS, GUARD_MIB = 10.0, 2.0
 
 
 def _probe(extra: str) -> tuple[float, float]:
@@ -53,6 +61,8 @@ def _probe(extra: str) -> tuple[float, float]:
 
 
 def bench_imports(rounds: int = 9) -> list[dict[str, Any]]:
+    for stmt in CANDIDATES.values():  # writes __pycache__, as any deployment has it: only cached runs count
+        _probe(stmt)
     samples: dict[str, list[tuple[float, float]]] = {"baseline (no-op)": [], **{k: [] for k in CANDIDATES}}
     for _ in range(rounds):  # interleaved: machine noise hits every candidate alike
         samples["baseline (no-op)"].append(_probe("pass"))
@@ -127,7 +137,12 @@ def bench_trigger_fanout(emulator: Any, waits: int = 60) -> dict[str, float]:
 
     async def shared_pool() -> tuple[int, float]:
         async def one(batch_id: str) -> None:
-            trigger = RetellBatchTestTrigger(batch_id, "retell_default", 0.1, time.time() + 60)
+            trigger = RetellBatchTestTrigger(
+                batch_test_id=batch_id,
+                retell_conn_id="retell_default",
+                poll_interval=0.1,
+                end_time=time.time() + 60,
+            )
             async for event in trigger.run():
                 assert event.payload["status"] == "complete", event.payload
 
@@ -156,26 +171,41 @@ def bench_trigger_fanout(emulator: Any, waits: int = 60) -> dict[str, float]:
     return {"waits": waits, "peak": peak, "base_peak": base_peak, "seconds": seconds, "base_seconds": base_s}
 
 
-def write_doc(imports: list[dict[str, Any]], hook: dict[str, float], fanout: dict[str, float]) -> str:
-    provider = next(r for r in imports if r["what"].startswith("airflow-provider-retell"))
+def write_doc(
+    imports: list[dict[str, Any]],
+    hook: dict[str, float],
+    fanout: dict[str, float],
+    triggers: str,
+    wall_minutes: float,
+) -> str:
+    provider = next(r for r in imports if r["what"] == PROVIDER)
+    dbt = next(r for r in imports if r["what"] == DBT)
+    within = provider["added_ms"] <= GUARD_MS and provider["added_mib"] <= GUARD_MIB
     lines = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`benchmarks/run.py`). Every figure is measured against a baseline in the",
-        "same run, interleaved, so machine load moves both sides alike. Machine: "
-        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}.",
+        "same run, interleaved, so machine load moves both sides alike.",
         "",
-        "## DAG parse cost",
+        f"Machine: {trigger_report.machine()}. `make bench` took {wall_minutes:.1f} minutes once the venv",
+        "was ready (a fresh clone also builds it and installs the `bench` extra first, ~1-3 minutes).",
+        "To iterate on the triggerer comparison alone (prints the tables, leaves this file alone):",
+        "`.venv/bin/python benchmarks/side_by_side.py --n 1000` (`--n` repeats; `--spread 10` is quicker).",
+        "",
+        "## DAG parse cost (guard)",
         "",
         f"What importing a module adds on top of `{BASELINE_IMPORT}` (which a DAG file does anyway),",
-        "median of fresh interpreters. Target: at most ~30 ms and ~2 MiB for the operator and sensor.",
+        "with bytecode cached (each import runs once first, as in any deployment), median of fresh",
+        f"interpreters, interleaved. Guard: at most {GUARD_MS:.0f} ms and {GUARD_MIB:.0f} MiB for the operator and sensor;",
+        "the unit test `tests/unit/test_parse_imports.py` pins the lazy imports that keep it there.",
         "",
         "| import | added time | added peak RSS |",
         "|---|---:|---:|",
-        *[f"| {r['what']} | {r['added_ms']:.0f} ms | {r['added_mib']:.1f} MiB |" for r in imports],
+        *[f"| {r['what']} | {r['added_ms']:.1f} ms | {r['added_mib']:.2f} MiB |" for r in imports],
         "",
-        f"Provider: **{provider['added_ms']:.0f} ms, {provider['added_mib']:.1f} MiB** "
-        f"({'within' if provider['added_ms'] <= 30 and provider['added_mib'] <= 2 else 'OVER'} the target).",
+        f"Provider: **{provider['added_ms']:.1f} ms, {provider['added_mib']:.2f} MiB** "
+        f"({'within' if within else 'OVER'} the guard); dbt Cloud's operator and sensor add "
+        f"{dbt['added_ms']:.0f} ms and {dbt['added_mib']:.1f} MiB.",
         "",
         "## Hook overhead per request",
         "",
@@ -202,6 +232,7 @@ def write_doc(imports: list[dict[str, Any]], hook: dict[str, float], fanout: dic
         "",
         f"Sockets: **{fanout['peak'] / max(fanout['base_peak'], 1):.2f}x** the baseline.",
         "",
+        triggers,
     ]
     return "\n".join(lines)
 
@@ -210,13 +241,17 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from airflow_provider_retell.emulator.pytest_plugin import start_emulator
 
+    started = time.monotonic()
     imports = bench_imports()
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="retell-bench-"))
     with start_emulator(api_key="bench-" + os.urandom(6).hex(), time_scale=0) as emulator:
         os.environ["AIRFLOW_CONN_RETELL_DEFAULT"] = emulator.connection_json()
         hook = bench_hook(emulator)
         fanout = bench_trigger_fanout(emulator)
-    text = write_doc(imports, hook, fanout)
+    triggers = trigger_report.markdown(
+        side_by_side.run_all(side_by_side.NS, poll=2.0, spread=30.0), 2.0, 30.0
+    )
+    text = write_doc(imports, hook, fanout, triggers, (time.monotonic() - started) / 60)
     DOC.write_text(text)
     print(text)
 
