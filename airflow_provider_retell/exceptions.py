@@ -6,6 +6,7 @@ spending its retries, because retrying cannot fix a bad key or an unknown id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -20,6 +21,8 @@ STATUS_MEANINGS: dict[int, str] = {
     422: "Retell could not validate the request",
 }
 PERMANENT_STATUSES = frozenset(STATUS_MEANINGS)
+#: Statuses after which the same request may succeed later.
+TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class RetellError(AirflowException):
@@ -31,7 +34,13 @@ class RetellInputError(RetellError, AirflowFailException, ValueError):
 
 
 class RetellAPIError(RetellError):
-    """A call to Retell failed; a task retry may help (and reattaches to the batch)."""
+    """A call to Retell failed; ``reason`` says how, which decides whether trying again can help.
+
+    ``reason``: ``"connect"`` (the request never reached Retell), ``"timeout"`` (sent, no whole reply
+    in time), ``"dropped"`` (the connection broke after sending), ``"status"`` (an HTTP error status),
+    ``"reply"`` (a reply that cannot be used: not JSON, too large, of the wrong shape) or
+    ``"invalid"`` (httpx refused to send the request as built).
+    """
 
     def __init__(
         self,
@@ -41,15 +50,31 @@ class RetellAPIError(RetellError):
         method: str = "",
         path: str = "",
         retry_after: float | None = None,
+        reason: str | None = None,
     ) -> None:
         self.status_code = status_code  # type: ignore[assignment]  # AirflowException's is an HTTPStatus
         self.method = method
         self.path = path
         self.message = message
         self.retry_after = retry_after
+        self.reason = reason or ("status" if status_code is not None and status_code >= 300 else "reply")
         where = f"{method} {path}".strip()
         status = f"HTTP {status_code}" if status_code is not None else "no usable reply"
         super().__init__(f"Retell API {where} failed ({status}): {message}")
+
+    @property
+    def transient(self) -> bool:
+        """Sending the same request again may succeed."""
+        if self.reason == "status":
+            return self.status_code in TRANSIENT_STATUSES
+        return self.reason in ("connect", "timeout", "dropped")
+
+    @property
+    def maybe_applied(self) -> bool:
+        """Retell may have acted on the request although we saw an error (what makes a create ambiguous)."""
+        if self.reason == "status":
+            return self.status_code is not None and (self.status_code >= 500 or self.status_code == 408)
+        return self.reason in ("timeout", "dropped", "reply")
 
 
 class RetellPermanentError(RetellAPIError, AirflowFailException):
@@ -65,16 +90,16 @@ class RetellPermanentError(RetellAPIError, AirflowFailException):
 
 
 class RetellTimeoutError(RetellError, AirflowFailException):
-    """The wait's absolute deadline passed; the batch keeps running (and billing) in Retell."""
+    """The run's absolute deadline passed; its batches keep running (and billing) in Retell."""
 
 
 class RetellQualityGateError(RetellError, AirflowFailException):
     """The finished batch did not meet the gate's bounds."""
 
 
-def still_running_message(batch_test_id: str) -> str:
-    """Said on every way out that leaves a batch behind: Retell has no cancel API."""
-    return (
-        f"Retell batch test {batch_test_id} keeps running in Retell (there is no cancel API); "
-        "its results stay available there."
-    )
+def still_running_message(batch_test_ids: str | Sequence[str]) -> str:
+    """Said on every way out that leaves batches behind: Retell has no cancel API."""
+    ids = [batch_test_ids] if isinstance(batch_test_ids, str) else list(batch_test_ids)
+    shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    which = f"batch test {shown} keeps" if len(ids) == 1 else f"batch tests {shown} keep"
+    return f"Retell {which} running in Retell (there is no cancel API); results stay available there."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,20 +10,28 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_retell.exceptions import RetellInputError
+from airflow_provider_retell.validation import shown
 
 if TYPE_CHECKING:
-    from airflow_provider_retell.models import BatchTest, TestRun
+    from airflow_provider_retell.contracts import BatchTestResult, FailedTestCase, FlakyTestCase
+    from airflow_provider_retell.models import TestRun
+    from airflow_provider_retell.verdict import Outcome
 
 MAX_FAILED_CASES = 50
+MAX_NAME_CHARS = 200
 MAX_EXPLANATION_CHARS = 500
+MAX_GATE_REASONS = 20
+#: The result dict's JSON never exceeds this, whatever Retell sends (lists are cut, ``truncated``).
+MAX_RESULT_BYTES = 64 * 1024
 DASHBOARD_AGENT_URL = "https://dashboard.retellai.com/agents/{agent_id}"
+GATE_PARAMS = ("max_failures", "max_errors", "min_pass_rate", "fail_on_empty")
 
 
 def _bound(name: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RetellInputError(f"{name} must be a non-negative int or None, got {value!r}")
+        raise RetellInputError(f"{name} must be a non-negative int or None, got {shown(value)}")
     if value < 0:
         raise RetellInputError(f"{name} must be >= 0 (or None to switch it off), got {value}")
     return value
@@ -30,7 +39,7 @@ def _bound(name: str, value: Any) -> int | None:
 
 @dataclass(frozen=True)
 class QualityGate:
-    """Bounds a finished batch must meet; ``None`` switches a bound off."""
+    """Bounds a finished run must meet; ``None`` switches a bound off."""
 
     max_failures: int | None = 0
     max_errors: int | None = 0
@@ -51,27 +60,31 @@ class QualityGate:
         if rate is not None:
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or math.isnan(rate):
                 raise RetellInputError(
-                    f"min_pass_rate must be a number between 0 and 1 or None, got {rate!r}"
+                    f"min_pass_rate must be a number between 0 and 1 or None, got {shown(rate)}"
                 )
             if not 0 <= rate <= 1:
                 raise RetellInputError(f"min_pass_rate must be between 0 and 1, got {rate}")
             rate = float(rate)
         if not isinstance(fail_on_empty, bool):
-            raise RetellInputError(f"fail_on_empty must be True or False, got {fail_on_empty!r}")
+            raise RetellInputError(f"fail_on_empty must be True or False, got {shown(fail_on_empty)}")
         return cls(
             _bound("max_failures", max_failures), _bound("max_errors", max_errors), rate, fail_on_empty
         )
 
-    def reasons(self, batch: BatchTest) -> list[str]:
-        """Why the batch fails the gate ([] when it passes); with no cases only ``fail_on_empty`` decides."""
-        if batch.total_count == 0:
-            return ["the batch ran no test cases (fail_on_empty=True)"] if self.fail_on_empty else []
+    def reasons(self, outcome: Outcome) -> list[str]:
+        """Why the run fails the gate ([] when it passes). Counts that cannot be trusted fail it whatever
+        the bounds; with no cases only ``fail_on_empty`` decides."""
+        if outcome.problems:
+            return list(outcome.problems)
+        total, failed, errored = outcome.total_count, outcome.fail_count, outcome.error_count
+        if total == 0:
+            return ["the run has no test cases (fail_on_empty=True)"] if self.fail_on_empty else []
         reasons = []
-        if self.max_failures is not None and batch.fail_count > self.max_failures:
-            reasons.append(f"{batch.fail_count} failed, more than max_failures={self.max_failures}")
-        if self.max_errors is not None and batch.error_count > self.max_errors:
-            reasons.append(f"{batch.error_count} errored, more than max_errors={self.max_errors}")
-        rate = batch.pass_count / batch.total_count
+        if self.max_failures is not None and failed > self.max_failures:
+            reasons.append(f"{failed} failed, more than max_failures={self.max_failures}")
+        if self.max_errors is not None and errored > self.max_errors:
+            reasons.append(f"{errored} errored, more than max_errors={self.max_errors}")
+        rate = outcome.pass_count / total
         if self.min_pass_rate is not None and rate < self.min_pass_rate:
             reasons.append(f"pass rate {rate:.1%} is below min_pass_rate={self.min_pass_rate:.1%}")
         return reasons
@@ -81,49 +94,88 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
 
 
-def failed_case(run: TestRun) -> dict[str, Any]:
-    explanation = run.result_explanation
-    if explanation and len(explanation) > MAX_EXPLANATION_CHARS:
-        explanation = explanation[: MAX_EXPLANATION_CHARS - 1] + "…"
+def _cut(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failed_case(run: TestRun) -> FailedTestCase:
     return {
         "test_case_job_id": run.test_case_job_id,
         "test_case_definition_id": run.test_case_definition_id,
-        "name": run.name,
+        "name": _cut(run.name, MAX_NAME_CHARS) or "",
         "status": run.status,
-        "result_explanation": explanation,
+        "result_explanation": _cut(run.result_explanation, MAX_EXPLANATION_CHARS),
     }
 
 
-def build_result(
-    batch: BatchTest, runs: Sequence[TestRun], gate: QualityGate, agent_id: str | None = None
-) -> dict[str, Any]:
-    """Turn a finished batch (and its runs) into the small, JSON-only dict pushed to XCom."""
-    reasons = gate.reasons(batch)
+def flaky_case(run: TestRun) -> FlakyTestCase:
     return {
-        "batch_test_id": batch.id,
-        "status": batch.status,
-        "response_engine": batch.response_engine.model_dump(
+        "test_case_definition_id": run.test_case_definition_id,
+        "name": _cut(run.name, MAX_NAME_CHARS) or "",
+        "failed_status": run.status,
+        "result_explanation": _cut(run.result_explanation, MAX_EXPLANATION_CHARS),
+    }
+
+
+def build_result(outcome: Outcome, gate: QualityGate, agent_id: str | None = None) -> BatchTestResult:
+    """Turn a finished run into the small, JSON-only dict pushed to XCom."""
+    reasons = gate.reasons(outcome)
+    if len(reasons) > MAX_GATE_REASONS:
+        reasons = [
+            *reasons[: MAX_GATE_REASONS - 1],
+            f"and {len(reasons) - MAX_GATE_REASONS + 1} more reasons",
+        ]
+    first = outcome.batches[0]
+    completed = [b.user_modified_timestamp for b in outcome.batches if b.user_modified_timestamp is not None]
+    result: BatchTestResult = {
+        "batch_test_id": first.id,
+        "batch_test_ids": [b.id for b in outcome.batches],
+        "status": "complete",
+        "response_engine": first.response_engine.model_dump(
             mode="json", include={"type", "llm_id", "conversation_flow_id", "version"}
         ),
-        "pass_count": batch.pass_count,
-        "fail_count": batch.fail_count,
-        "error_count": batch.error_count,
-        "total_count": batch.total_count,
-        "pass_rate": batch.pass_count / batch.total_count if batch.total_count else None,
+        "pass_count": outcome.pass_count,
+        "fail_count": outcome.fail_count,
+        "error_count": outcome.error_count,
+        "total_count": outcome.total_count,
+        "pass_rate": outcome.pass_count / outcome.total_count if outcome.total_count > 0 else None,
         "gate_passed": not reasons,
-        "gate_reasons": reasons,
-        "failed_test_cases": [failed_case(run) for run in runs if run.is_failed][:MAX_FAILED_CASES],
-        "created_at": _iso(batch.creation_timestamp),
-        "completed_at": _iso(batch.user_modified_timestamp) if batch.is_complete else None,
+        "gate_reasons": [_cut(r, 1000) or "" for r in reasons],
+        "failed_test_cases": [failed_case(run) for run in outcome.failed[:MAX_FAILED_CASES]],
+        "reruns": list(outcome.reruns),
+        "flaky_test_cases": [flaky_case(run) for run in outcome.flaky[:MAX_FAILED_CASES]],
+        "created_at": _iso(min(b.creation_timestamp for b in outcome.batches)),
+        "completed_at": _iso(max(completed)) if completed else None,
         "url": DASHBOARD_AGENT_URL.format(agent_id=agent_id) if agent_id else None,
+        "truncated": len(outcome.failed) > MAX_FAILED_CASES or len(outcome.flaky) > MAX_FAILED_CASES,
     }
+    return fit(result)
+
+
+#: Lists that give way, longest first, when the result would pass its size bound.
+_TRIMMABLE = ("failed_test_cases", "flaky_test_cases", "reruns")
+
+
+def fit(result: BatchTestResult, limit: int = MAX_RESULT_BYTES) -> BatchTestResult:
+    """Cut the case lists until the JSON fits ``limit`` bytes; ``truncated`` says it happened."""
+    data: dict[str, Any] = dict(result)
+    while len(json.dumps(data).encode()) > limit:
+        lists = [k for k in _TRIMMABLE if data.get(k)]
+        if not lists:
+            raise ValueError(
+                "the result exceeds its size bound with every list empty"
+            )  # unreachable by design
+        longest = max(lists, key=lambda k: len(json.dumps(data[k])))
+        data[longest] = data[longest][: len(data[longest]) // 2]
+        data["truncated"] = True
+    return result if data == result else data  # type: ignore[return-value]
 
 
 def _one_line(value: Any) -> str:
     return " ".join(str(value or "").split())
 
 
-def failed_cases_table(cases: Sequence[dict[str, Any]]) -> str:
+def failed_cases_table(cases: Sequence[FailedTestCase]) -> str:
     """A plain-text table (name, status, explanation) for the task log and the gate error."""
     if not cases:
         return "(no failed test cases)"
@@ -136,10 +188,22 @@ def failed_cases_table(cases: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def gate_failure_message(result: dict[str, Any]) -> str:
+def run_label(result: BatchTestResult) -> str:
+    ids = result["batch_test_ids"]
+    if len(ids) == 1:
+        return f"Retell batch test {ids[0]}"
+    return f"Retell run of {len(ids)} batch tests ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''})"
+
+
+def counts_line(result: BatchTestResult) -> str:
     return (
-        f"Retell batch test {result['batch_test_id']} failed the quality gate: "
-        f"{'; '.join(result['gate_reasons'])}. "
         f"{result['pass_count']} passed, {result['fail_count']} failed, {result['error_count']} errored "
-        f"of {result['total_count']}.\nFailed test cases:\n{failed_cases_table(result['failed_test_cases'])}"
+        f"of {result['total_count']}"
+    )
+
+
+def gate_failure_message(result: BatchTestResult) -> str:
+    return (
+        f"{run_label(result)} failed the quality gate: {'; '.join(result['gate_reasons'])}. "
+        f"{counts_line(result)}.\nFailed test cases:\n{failed_cases_table(result['failed_test_cases'])}"
     )

@@ -1,17 +1,19 @@
-"""The one retry policy for every Retell call, sync and async.
+"""The two retry policies: bounded retries before a batch exists, patience while waiting for one.
 
-Transient means a retry can reasonably succeed: no reply at all, 408/409/429, or a 5xx from
-Retell's edge. Everything else (bad key, unknown id, a reply we cannot parse) is final.
+Before the create (resolving an agent, checking ids, listing) a request is retried a few times and
+then fails the try: nothing is billed yet. Once a batch exists, every read is part of a wait, and
+a transient error only means "not finished yet": the wait backs off and goes on until its
+absolute deadline. One place decides both, for every path (sync, poke, reschedule, trigger).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -22,19 +24,25 @@ from tenacity import (
     wait_random,
 )
 
-from airflow_provider_retell.exceptions import RetellAPIError, RetellPermanentError
+from airflow_provider_retell.exceptions import RetellAPIError
 
-TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Longest ``Retry-After`` honoured while waiting (a server asking for a day is not believed).
+MAX_RETRY_AFTER_SECONDS = 3600.0
+#: Longest pause between polls while Retell keeps failing transiently.
+MAX_BACKOFF_SECONDS = 600.0
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True when sending the same read again may succeed."""
-    if not isinstance(exc, RetellAPIError) or isinstance(exc, RetellPermanentError):
-        return False
-    if exc.status_code is None:
-        # No HTTP status: a transport failure is transient, a reply we could not parse is not.
-        return isinstance(exc.__cause__, httpx.TransportError)
-    return exc.status_code in TRANSIENT_STATUSES
+    """True when sending the same request again may succeed."""
+    return isinstance(exc, RetellAPIError) and exc.transient
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    """The server's ``Retry-After`` (seconds), when it sent a usable one."""
+    value = getattr(exc, "retry_after", None)
+    if value is None or not math.isfinite(value):
+        return None
+    return min(max(float(value), 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -46,17 +54,16 @@ class RetryPolicy:
     initial_wait: float = 0.5
 
     def wait_seconds(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None and not math.isnan(retry_after):  # a "nan" header would crash sleep()
-            return float(min(max(retry_after, 0.0), self.max_wait))
+        asked = retry_after(state.outcome.exception() if state.outcome else None)
+        if asked is not None:
+            return min(asked, self.max_wait)
         # jitter, so tasks failing together do not retry in lockstep
         backoff = wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + wait_random(
             0, self.initial_wait
         )
         return float(min(backoff(state), self.max_wait))
 
-    def _kwargs(self, log: logging.Logger | Any, retry_on: Any) -> dict[str, Any]:
+    def _kwargs(self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool]) -> dict[str, Any]:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
@@ -75,8 +82,29 @@ class RetryPolicy:
             "reraise": True,
         }
 
-    def retrying(self, log: logging.Logger | Any, retry_on: Any = is_transient) -> Retrying:
+    def retrying(
+        self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool] = is_transient
+    ) -> Retrying:
         return Retrying(**self._kwargs(log, retry_on))
 
-    def async_retrying(self, log: logging.Logger | Any, retry_on: Any = is_transient) -> AsyncRetrying:
+    def async_retrying(
+        self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool] = is_transient
+    ) -> AsyncRetrying:
         return AsyncRetrying(**self._kwargs(log, retry_on))
+
+
+@dataclass(frozen=True)
+class OutagePolicy:
+    """How long a wait pauses after ``failures`` transient errors in a row (0: a normal poll).
+
+    The poll interval doubles per failure up to ``MAX_BACKOFF_SECONDS`` (never below the interval),
+    and a ``Retry-After`` is honoured when it asks for longer. The caller cuts it at the deadline.
+    """
+
+    poll_interval: float
+
+    def delay(self, failures: int, error: BaseException | None = None) -> float:
+        if failures <= 0:
+            return self.poll_interval
+        backoff = min(self.poll_interval * 2 ** min(failures - 1, 20), MAX_BACKOFF_SECONDS)
+        return max(self.poll_interval, backoff, retry_after(error) or 0.0)

@@ -1,56 +1,124 @@
-"""Checks of task and hook arguments, made before any HTTP call; every error names the argument."""
+"""Checks of task, trigger and connection arguments, made before any HTTP call; errors name the argument."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from airflow_provider_retell.exceptions import RetellInputError
 
+#: Retell runs at most this many test cases in one batch; a longer list is split.
 MAX_TEST_CASE_DEFINITION_IDS = 200
+#: Most test cases one run may hold (100 batches): a bound on what a typo in a list can bill.
+MAX_RUN_TEST_CASES = 20_000
+#: Every id Retell hands out (``agent_…``, ``llm_…``, ``tcbj_…``, ``tcd_…``) fits; nothing that
+#: could leave its URL path segment (``/ ? # % .``, whitespace, control characters) does.
+ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
+_ID = re.compile(ID_PATTERN)
+
+# Documented ranges of durations (seconds).
+POLL_INTERVAL_RANGE = (0.1, 86_400.0)
+TIMEOUT_RANGE = (0.0, 7 * 86_400.0)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters: an error message must not grow with a bad input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def validate_id(value: Any, argument: str) -> str:
-    """A Retell id that is safe to put in a URL path."""
-    if not isinstance(value, str) or not value.strip():
-        raise RetellInputError(f"{argument} must be a non-empty string, got {value!r}")
-    if "/" in value or value != value.strip():
-        raise RetellInputError(f"{argument} {value!r} is not a Retell id")
+    """A Retell id that is safe to put in a URL path segment."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise RetellInputError(
+            f"{argument} must be a Retell id (1-128 letters, digits, '_' or '-'), got {shown(value)}"
+        )
     return value
 
 
 def validate_version(value: Any, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RetellInputError(f"{argument} must be a non-negative int, got {value!r}")
+        raise RetellInputError(f"{argument} must be a non-negative int, got {shown(value)}")
     return value
 
 
-def validate_ids(ids: Any, *, argument: str = "test_case_definition_ids") -> list[str]:
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        raise RetellInputError(f"{argument} must be a list of test case definition id strings, got {ids!r}")
+def validate_ids(
+    ids: Any, *, argument: str = "test_case_definition_ids", limit: int = MAX_RUN_TEST_CASES
+) -> list[str]:
+    """A non-empty list of distinct ids, at most ``limit`` of them."""
+    if isinstance(ids, (str, bytes, dict)) or not isinstance(ids, Iterable):
+        raise RetellInputError(
+            f"{argument} must be a list of test case definition id strings, got {shown(ids)}"
+        )
     ids = list(ids)
     if not ids:
         raise RetellInputError(f"{argument} is empty: give at least one id, or None to run them all")
-    if len(ids) > MAX_TEST_CASE_DEFINITION_IDS:
-        raise RetellInputError(
-            f"{argument} has {len(ids)} ids; Retell runs at most {MAX_TEST_CASE_DEFINITION_IDS} per batch"
-        )
-    bad = [i for i in ids if not isinstance(i, str) or not i.strip()]
-    if bad:
-        raise RetellInputError(f"{argument} must hold non-empty strings, got {bad[:5]!r}")
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if len(ids) > limit:
+        raise RetellInputError(f"{argument} has {len(ids)} ids; at most {limit} are allowed here")
+    for value in ids:
+        validate_id(value, f"{argument} item")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
     if duplicates:
         raise RetellInputError(f"{argument} has duplicates: {duplicates[:10]!r}")
     return ids
 
 
-def positive_seconds(value: Any, argument: str) -> float:
-    """A positive duration given as seconds or a timedelta."""
+def seconds(
+    value: Any, argument: str, *, minimum: float = 0.0, maximum: float, open_min: bool = True
+) -> float:
+    """A finite duration (seconds or a timedelta) in ``(minimum, maximum]`` (``[minimum, …]`` when not
+    ``open_min``): NaN, infinity and absurd values would busy-loop, overflow or never end."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RetellInputError(
-            f"{argument} must be a positive number of seconds or a timedelta, got {value!r}"
+            f"{argument} must be a finite number of seconds or a timedelta, got {shown(value)}"
         )
+    low_ok = value > minimum if open_min else value >= minimum
+    if not low_ok or value > maximum:
+        low = f"more than {minimum:g}" if open_min else f"at least {minimum:g}"
+        raise RetellInputError(f"{argument} must be {low} and at most {maximum:g} seconds, got {value!r}")
     return float(value)
+
+
+def poll_interval_seconds(value: Any, argument: str = "poll_interval") -> float:
+    return seconds(
+        value, argument, minimum=POLL_INTERVAL_RANGE[0], maximum=POLL_INTERVAL_RANGE[1], open_min=False
+    )
+
+
+def timeout_seconds(value: Any, argument: str = "timeout") -> float:
+    return seconds(value, argument, minimum=TIMEOUT_RANGE[0], maximum=TIMEOUT_RANGE[1])
+
+
+def chunked(ids: list[str], size: int = MAX_TEST_CASE_DEFINITION_IDS) -> list[list[str]]:
+    """Split a run's ids into batches Retell accepts, in order."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def check_engine_dict(value: Any, argument: str = "response_engine") -> str:
+    """A testable engine as a user writes it (no pydantic: also checked at DAG parse); returns its type."""
+    if not isinstance(value, dict):
+        raise RetellInputError(
+            f"{argument} must be a dict like {{'type': 'retell-llm', 'llm_id': '...'}}, got {type(value).__name__}"
+        )
+    kind = value.get("type")
+    if kind == "custom-llm":
+        raise RetellInputError(f"{argument}: a custom-llm response engine cannot be batch tested in Retell")
+    if kind not in ("retell-llm", "conversation-flow"):
+        raise RetellInputError(
+            f"{argument}['type'] must be 'retell-llm' or 'conversation-flow', got {shown(kind)}"
+        )
+    id_key = "llm_id" if kind == "retell-llm" else "conversation_flow_id"
+    unknown = sorted(set(value) - {"type", id_key, "version"}, key=str)
+    if unknown:
+        raise RetellInputError(
+            f"{argument} has unknown key(s) {shown(unknown)}: a {kind} engine takes type, {id_key} and version"
+        )
+    validate_id(value.get(id_key), f"{argument}['{id_key}']")
+    if value.get("version") is not None:
+        validate_version(value["version"], f"{argument}['version']")
+    return str(kind)

@@ -1,230 +1,450 @@
-"""Waiting for a batch test and reaching its verdict: shared by the operator and the sensor.
+"""The waiting core: one object that the operator and the sensor each own.
 
-State that must outlive a try (the batch id, the absolute deadline) lives in Airflow's
-``task_state_store``: XComs are cleared when a new try starts, the store is not.
+It holds the connection, the poll policy, the deadline, the gate and the run's record in Airflow's
+``task_state_store`` (XComs are cleared when a new try starts; the store is not), and drives the
+pure verdict step (``verdict.next_step``) until the run is judged: starting batches, waiting for
+them (blocking, poking or deferred to the triggerer), listing runs, rerunning failed cases.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
-
-from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_retell.exceptions import (
-    PERMANENT_STATUSES,
     RetellAPIError,
     RetellError,
+    RetellInputError,
     RetellPermanentError,
     RetellQualityGateError,
     RetellTimeoutError,
     still_running_message,
 )
 from airflow_provider_retell.results import (
+    GATE_PARAMS,
     QualityGate,
     build_result,
+    counts_line,
     failed_cases_table,
     gate_failure_message,
+    run_label,
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context
 
+    from airflow_provider_retell.contracts import BatchTestEvent, BatchTestResult, RunRecord
     from airflow_provider_retell.hooks.retell import RetellHook
-    from airflow_provider_retell.models import BatchTest
+    from airflow_provider_retell.models import BatchTest, TestableEngine, TestRun
+    from airflow_provider_retell.verdict import Outcome
 
 # The hook, the models and the trigger are imported where they are used, not at module level: a DAG
 # file that imports the operator or the sensor then pays only for this module (see docs/benchmarks.md).
 
-#: task_state_store key holding ``{"batch_test_id": str, "deadline": float | None}``.
+#: task_state_store key of the run's record (``contracts.RunRecord``).
 STATE_KEY = "retell_batch_test"
 #: Extra time the scheduler grants a deferral past the trigger's own deadline (a backstop only).
 DEFER_GRACE = timedelta(minutes=5)
-GATE_PARAMS = ("max_failures", "max_errors", "min_pass_rate", "fail_on_empty")
+
+Mode = Literal["block", "defer", "poke"]
 
 
-class BatchTestState:
-    """The per-task record in ``task_state_store`` (a no-op where the context has no store)."""
+class NotYet(Exception):
+    """A poke found the run unfinished (or Retell briefly unavailable): poke again after ``delay``."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"not finished; next look in {delay:.1f}s")
+        self.delay = delay
+
+
+class RunState:
+    """The run's record in ``task_state_store``; a task without a store cannot record a create intent."""
 
     def __init__(self, context: Context) -> None:
         self._store = context.get("task_state_store")
+        self._memory: dict[str, Any] | None = None
 
-    def get(self) -> dict[str, Any]:
-        value = self._store.get(STATE_KEY) if self._store is not None else None
-        return value if isinstance(value, dict) else {}
+    def load(self, timeout: float) -> RunRecord | None:
+        from airflow_provider_retell.contracts import RunRecord
 
-    def set(self, **record: Any) -> None:
-        if self._store is not None:
-            self._store.set(STATE_KEY, record)
+        value = self._store.get(STATE_KEY) if self._store is not None else self._memory
+        return RunRecord.from_store(value, timeout)
+
+    def save(self, record: RunRecord) -> None:
+        if self._store is None:
+            self._memory = record.to_store()
+        else:
+            self._store.set(STATE_KEY, record.to_store())
 
     def forget(self) -> None:
+        self._memory = None
         if self._store is not None:
             self._store.delete(STATE_KEY)
 
-    def deadline(self, batch_test_id: str, timeout: float) -> float:
-        """The wait's absolute end, fixed the first time any try waits for this batch."""
-        record = self.get()
-        if record.get("batch_test_id") == batch_test_id and record.get("deadline"):
-            return float(record["deadline"])
-        deadline = time.time() + timeout
-        self.set(batch_test_id=batch_test_id, deadline=deadline)
-        return deadline
+    def require_durable(self) -> None:
+        if self._store is None:
+            raise RetellError(
+                "The task context has no task_state_store, so a create's intent could not outlive this try; "
+                "not sending one (the provider needs Airflow 3.3)"
+            )
 
 
-class BatchTestWaitMixin:
-    """Poll or defer until the batch completes, then build the result and apply the gate.
+class _IntentInRecord:
+    """The create protocol's intent store: a field of the run's record, saved durably each time."""
 
-    The host class provides ``retell_conn_id``, ``poll_interval``, ``wait_timeout`` (seconds),
-    the gate params, ``agent_id`` (or None), ``log`` and ``defer``.
-    """
+    def __init__(self, state: RunState, record: RunRecord) -> None:
+        self.state, self.record = state, record
+
+    def load(self) -> dict[str, Any] | None:
+        return self.record.create_intent
+
+    def save(self, intent: dict[str, Any]) -> None:
+        self.record.create_intent = intent
+        self.state.save(self.record)
+
+    def clear(self) -> None:
+        self.record.create_intent = None
+        self.state.save(self.record)
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """What the task asked for: connection, polling, deadline, gate and the run's shape."""
 
     retell_conn_id: str
     poll_interval: float
-    wait_timeout: float
-    agent_id: Any
-    max_failures: Any
-    max_errors: Any
-    min_pass_rate: Any
-    fail_on_empty: Any
-    log: Any
+    timeout: float
+    gate: QualityGate
+    agent_id: str | None = None
+    rerun_failed: int = 0
+    max_test_cases: int | None = None
+
+
+class BatchTestWaiter:
+    """Drives one task's run to its verdict; owned by the operator and by the sensor."""
+
+    def __init__(self, task: BaseOperator, context: Context, policy: WaitPolicy) -> None:
+        self.task, self.context, self.policy = task, context, policy
+        self.log = task.log
+        self.state = RunState(context)
+        self.batches: dict[str, BatchTest] = {}  # complete batches seen in this try
+        self._hook: RetellHook | None = None
 
     @property
     def hook(self) -> RetellHook:
-        hook: RetellHook | None = getattr(self, "_retell_hook", None)
-        if hook is None:
+        if self._hook is None:
             from airflow_provider_retell.hooks.retell import RetellHook
 
-            hook = self._retell_hook = RetellHook(retell_conn_id=self.retell_conn_id)
-        return hook
+            self._hook = RetellHook(retell_conn_id=self.policy.retell_conn_id)
+        return self._hook
 
     def preflight(self) -> None:
-        """Fail on a bad gate bound, conn id or connection now: before any request, not after hours."""
-        self.quality_gate()
-        _ = self.hook.settings  # reads and checks the connection (API key, base URL, extras)
+        """Fail on a bad connection now, before any request: not after hours of waiting."""
+        _ = self.hook.settings
 
-    def quality_gate(self) -> QualityGate:
-        return QualityGate.from_params(**{name: getattr(self, name) for name in GATE_PARAMS})
+    def load(self) -> RunRecord | None:
+        return self.state.load(self.policy.timeout)
 
-    def deadline(self, context: Context, batch_test_id: str) -> float:
-        return BatchTestState(context).deadline(batch_test_id, self.wait_timeout)
+    # -- the run ------------------------------------------------------------------------------------
 
-    def check_batch(self, context: Context, batch_test_id: str, deadline: float) -> dict[str, Any] | None:
-        """One poll: the result once complete, else None; raises once the absolute deadline passed."""
-        self._waiting_for = batch_test_id
-        try:
-            batch = self.hook.get_batch_test(batch_test_id)
-        except RetellPermanentError as exc:
-            raise self._permanent_error(context, exc, batch_test_id) from exc
-        if batch.is_complete:
-            return self.finish(context, batch, self.quality_gate())
-        self.log.info("Batch test %s: %s", batch_test_id, batch.progress())
-        if time.time() >= deadline:
-            BatchTestState(context).forget()
-            raise RetellTimeoutError(self.timeout_message(batch_test_id, batch))
-        return None
+    def new_run(self, engine: TestableEngine, chunks: list[list[str]]) -> RunRecord:
+        """Record the plan (ordered ids, split by 200) before anything is billed; never recomputed."""
+        from airflow_provider_retell.contracts import Round, RunRecord
 
-    def wait_for_batch(self, context: Context, batch_test_id: str, *, deferrable: bool) -> dict[str, Any]:
-        """Return the result once the batch completes; defers instead of polling when asked."""
-        deadline = self.deadline(context, batch_test_id)
-        while (result := self.check_batch(context, batch_test_id, deadline)) is None:
-            remaining = deadline - time.time()
-            if deferrable:
-                from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
-
-                self.defer(  # type: ignore[attr-defined]
-                    trigger=RetellBatchTestTrigger(
-                        batch_test_id=batch_test_id,
-                        retell_conn_id=self.retell_conn_id,
-                        poll_interval=self.poll_interval,
-                        end_time=deadline,
-                    ),
-                    method_name="execute_complete",
-                    timeout=timedelta(seconds=max(remaining, 0)) + DEFER_GRACE,
-                )
-            time.sleep(max(0.0, min(self.poll_interval, remaining)))
-        return result
-
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """A deferral that Airflow timed out (triggerer down past the deadline) fails like our own timeout."""
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
-        except (TaskDeferralTimeout, AirflowSensorTimeout) as exc:
-            state = BatchTestState(context)
-            batch_test_id = str(state.get().get("batch_test_id") or getattr(self, "batch_test_id", "?"))
-            state.forget()
-            raise RetellTimeoutError(self.timeout_message(batch_test_id, None)) from exc
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Resume from the trigger; any event not understood fails the task (fail closed)."""
-        if not isinstance(event, dict) or not isinstance(event.get("batch_test_id"), str):
-            raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
-        batch_test_id, status = event["batch_test_id"], event.get("status")
-        if status == "complete":
-            from airflow_provider_retell.models import BatchTest, parse_response
-
-            batch = parse_response(BatchTest, event.get("batch_test"), method="GET", path="(trigger event)")
-            if batch.is_complete and batch.id == batch_test_id:
-                return self.finish(context, batch, self.quality_gate())
-        elif status == "timeout":
-            BatchTestState(context).forget()
-            raise RetellTimeoutError(str(event.get("message") or self.timeout_message(batch_test_id, None)))
-        elif status == "error":
-            status_code = event.get("status_code")
-            if status_code in PERMANENT_STATUSES:
-                path = f"/get-batch-test/{batch_test_id}"
-                exc = RetellPermanentError(
-                    str(event.get("message")), status_code=status_code, method="GET", path=path
-                )
-                raise self._permanent_error(context, exc, batch_test_id)
-            raise RetellAPIError(f"while waiting for batch test {batch_test_id}: {event.get('message')}")
-        raise RetellError(f"Unexpected event from the Retell trigger: {event!r}")
-
-    def _permanent_error(
-        self, context: Context, exc: RetellPermanentError, batch_test_id: str
-    ) -> RetellPermanentError:
-        """Name the argument; a batch Retell does not know is forgotten, so a cleared task starts anew."""
-        if exc.status_code == 404:
-            BatchTestState(context).forget()
-        return reraise_for_argument(exc, "batch_test_id", batch_test_id)
-
-    def finish(self, context: Context, batch: BatchTest, gate: QualityGate) -> dict[str, Any]:
-        """Build the result, push it, and raise if the gate says no. The stored batch is forgotten."""
-        runs = self.hook.list_test_runs(batch.id) if batch.fail_count + batch.error_count else []
-        result = build_result(batch, runs, gate, agent_id=self.agent_id)
-        BatchTestState(context).forget()
-        self.log.info(
-            "Batch test %s complete: %d passed, %d failed, %d errored of %d; gate %s",
-            batch.id,
-            result["pass_count"],
-            result["fail_count"],
-            result["error_count"],
-            result["total_count"],
-            "passed" if result["gate_passed"] else "FAILED",
+        self.check_cost(sum(map(len, chunks)), 0)
+        record = RunRecord(
+            deadline=time.time() + self.policy.timeout,
+            engine=engine.model_dump(exclude_none=True),
+            agent_id=self.policy.agent_id,
+            rounds=[Round(test_case_definition_ids=chunks, batch_test_ids=[None] * len(chunks))],
         )
+        self.state.save(record)
+        return record
+
+    def start_batches(self, record: RunRecord) -> None:
+        """Start every batch of the last round that has none yet (a retry starts only the missing ones)."""
+        from airflow_provider_retell.verdict import StartBatch, next_step
+
+        while isinstance(step := next_step(record, {}, {}), StartBatch):
+            self._start(record, step)
+
+    def drive(self, record: RunRecord, mode: Mode) -> BatchTestResult:
+        """Take the run from wherever it stands to its result (raises ``NotYet`` in poke mode)."""
+        from airflow_provider_retell.operations import list_runs
+        from airflow_provider_retell.verdict import Done, ListRuns, Rerun, StartBatch, WaitFor, next_step
+
+        runs: dict[str, list[TestRun]] = {}
+        while True:
+            step = next_step(record, self.batches, runs, rerun_failed=self.policy.rerun_failed)
+            if isinstance(step, StartBatch):
+                self._start(record, step)
+            elif isinstance(step, WaitFor):
+                self._wait(record, step.batch_test_ids, mode)
+            elif isinstance(step, ListRuns):
+                for batch_test_id in step.batch_test_ids:
+                    runs[batch_test_id] = self._read(
+                        record, mode, partial(list_runs, batch_test_id, retry=None, end=record.deadline)
+                    )
+            elif isinstance(step, Rerun):
+                self._rerun(record, step.test_case_definition_ids, step.outcome)
+            else:
+                assert isinstance(step, Done)
+                return self._finish(record, step.outcome)
+
+    def resume(self, event: BatchTestEvent) -> BatchTestResult:
+        """Go on from the trigger's event; anything not understood has failed closed already."""
+        from airflow_provider_retell.models import BatchTest, parse_response
+
+        record = self.load()
+        if record is None:  # no store (or it was cleared): the event names the batches
+            from airflow_provider_retell.contracts import RunRecord
+
+            record = RunRecord.for_batches(list(event.batch_test_ids), self.policy.timeout)
+        if event.status == "timeout":
+            self.state.forget()
+            raise RetellTimeoutError(event.message or self.timeout_message(event.batch_test_ids, []))
+        if event.status == "error":
+            if event.status_code is not None:
+                path = f"/get-batch-test/{event.batch_test_id}"
+                error = RetellPermanentError(
+                    event.message or "", status_code=event.status_code, method="GET", path=path
+                )
+                raise self._permanent(error, event.batch_test_ids)
+            raise RetellAPIError(f"while waiting for {', '.join(event.batch_test_ids)}: {event.message}")
+        for summary in event.batch_tests:
+            batch = parse_response(BatchTest, summary, method="GET", path="(trigger event)")
+            if not batch.is_complete or batch.id not in event.batch_test_ids:
+                raise RetellError(
+                    f"Unexpected event from the Retell trigger: batch {batch.id} is {batch.status}"
+                )
+            self.batches[batch.id] = batch
+        if missing := [b for b in event.batch_test_ids if b not in self.batches]:
+            raise RetellError(f"Unexpected event from the Retell trigger: no complete batch for {missing}")
+        return self.drive(record, "defer")
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def check_cost(self, cases: int, started: int) -> None:
+        cap = self.policy.max_test_cases
+        if cap is not None and started + cases > cap:
+            raise RetellInputError(
+                f"max_test_cases={cap}: starting {cases} more test cases would bring this run to "
+                f"{started + cases}; nothing more was started"
+            )
+
+    def _start(self, record: RunRecord, step: Any) -> None:
+        from airflow_provider_retell.models import parse_engine_input
+
+        self.state.require_durable()
+        if record.create_intent is None:
+            self.check_cost(len(step.test_case_definition_ids), record.started_cases)
+        assert record.engine is not None
+        batch = self.hook.create_batch_test(
+            parse_engine_input(record.engine),
+            step.test_case_definition_ids,
+            intent_store=_IntentInRecord(self.state, record),
+            end=record.deadline,
+        )
+        record.rounds[step.round].batch_test_ids[step.index] = batch.id
+        record.create_intent = None
+        self.state.save(record)
+        ids = record.batch_test_ids
+        ti = self.context["ti"]
+        ti.xcom_push(key="batch_test_id", value=ids[0])
+        ti.xcom_push(key="batch_test_ids", value=ids)
+        self.log.info(
+            "Started Retell batch test %s with %d test cases (%d of %d batches of this round)",
+            batch.id,
+            len(step.test_case_definition_ids),
+            step.index + 1,
+            len(record.rounds[step.round].batch_test_ids),
+        )
+
+    def _rerun(self, record: RunRecord, ids: list[str], outcome: Outcome) -> None:
+        from airflow_provider_retell.contracts import Round
+        from airflow_provider_retell.validation import chunked
+
+        self.check_cost(len(ids), record.started_cases)
+        number = len(record.rounds)
+        self.log.info(
+            "Rerun %d of %d: %d failed or errored test cases run again: %s",
+            number,
+            self.policy.rerun_failed,
+            len(ids),
+            ", ".join(r.name for r in outcome.failed[:20]),
+        )
+        chunks = chunked(ids)
+        record.rounds.append(Round(test_case_definition_ids=chunks, batch_test_ids=[None] * len(chunks)))
+        self.state.save(record)
+
+    def _wait(self, record: RunRecord, ids: list[str], mode: Mode) -> None:
+        """Until every batch in ``ids`` is complete: one look first, then block, defer or poke again."""
+        from airflow_provider_retell.operations import TimedOut, poll_once, poll_until_complete
+        from airflow_provider_retell.retry import OutagePolicy
+
+        policy = OutagePolicy(self.policy.poll_interval)
+        latest: dict[str, BatchTest] = {}
+        error: RetellAPIError | None = None
+        try:
+            self.hook.run(poll_once(ids, self.batches, latest, end=record.deadline))
+        except RetellAPIError as exc:
+            if not exc.transient:
+                raise self._permanent(exc, ids) from None
+            error = exc
+            self.log.warning("Reading batch test status failed (%s): will try again", exc)
+        pending = [i for i in ids if i not in self.batches]
+        if not pending:
+            return
+        if time.time() >= record.deadline:
+            self.state.forget()
+            raise RetellTimeoutError(self.timeout_message(ids, list(latest.values())))
+        if latest and error is None:
+            from airflow_provider_retell.operations import describe
+
+            self.log.info("%s", describe([latest[i] for i in ids if i in latest]))
+        if mode == "poke":
+            raise NotYet(policy.delay(1 if error else 0, error))
+        if mode == "defer":
+            self._defer(record, pending)
+        next_poll = time.time() + policy.delay(1 if error else 0, error)
+        try:
+            operation = poll_until_complete(
+                pending, policy, record.deadline, self.log, done=self.batches, first_poll_at=next_poll
+            )
+            self.hook.run(operation)
+        except TimedOut as exc:
+            self.state.forget()
+            raise RetellTimeoutError(
+                self.timeout_message(ids, list(exc.latest.values()), exc.error)
+            ) from None
+        except RetellAPIError as exc:
+            raise self._permanent(exc, pending) from None
+
+    def _defer(self, record: RunRecord, pending: list[str]) -> None:
+        from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
+
+        now = time.time()
+        self.task.defer(
+            trigger=RetellBatchTestTrigger(
+                batch_test_ids=pending,
+                retell_conn_id=self.policy.retell_conn_id,
+                poll_interval=self.policy.poll_interval,
+                end_time=record.deadline,
+                first_poll_at=now + self.policy.poll_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=max(record.deadline - now, 0)) + DEFER_GRACE,
+        )
+
+    def _read(self, record: RunRecord, mode: Mode, make: Callable[[], Any]) -> Any:
+        """A read while waiting: the outage policy (patient until the deadline; one look when poking)."""
+        from airflow_provider_retell.operations import TimedOut, patiently
+        from airflow_provider_retell.retry import OutagePolicy
+
+        policy = OutagePolicy(self.policy.poll_interval)
+        try:
+            if mode == "poke":
+                return self.hook.run(make())
+            return self.hook.run(patiently(make, policy, record.deadline, self.log))
+        except TimedOut as exc:
+            self.state.forget()
+            raise RetellTimeoutError(self.timeout_message(record.batch_test_ids, [], exc.error)) from None
+        except RetellAPIError as exc:
+            if mode == "poke" and exc.transient:
+                self.log.warning("%s: will try again", exc)
+                raise NotYet(policy.delay(1, exc)) from None
+            raise self._permanent(exc, record.batch_test_ids) from None
+
+    def _finish(self, record: RunRecord, outcome: Outcome) -> BatchTestResult:
+        """Build the result, push it, and raise if the gate says no. The record is forgotten."""
+        result = build_result(outcome, self.policy.gate, agent_id=record.agent_id or self.policy.agent_id)
+        self.state.forget()
+        verdict = "passed" if result["gate_passed"] else "FAILED"
+        self.log.info("%s complete: %s; gate %s", run_label(result), counts_line(result), verdict)
+        for case in result["flaky_test_cases"]:
+            self.log.info(
+                "Flaky: %s [%s] %s, then passed on a rerun",
+                case["name"],
+                case["test_case_definition_id"],
+                case["failed_status"],
+            )
         if result["failed_test_cases"]:
             self.log.info("Failed test cases:\n%s", failed_cases_table(result["failed_test_cases"]))
         if not result["gate_passed"]:
             # Pushed before raising, so an ``all_done`` report task still reads the counts.
-            context["ti"].xcom_push(key="return_value", value=result)
+            self.context["ti"].xcom_push(key="return_value", value=result)
             raise RetellQualityGateError(gate_failure_message(result))
         return result
 
-    def timeout_message(self, batch_test_id: str, batch: BatchTest | None) -> str:
-        progress = f" ({batch.progress()})" if batch else ""
-        return (
-            f"Timed out after {self.wait_timeout:.0f}s waiting for Retell batch test "
-            f"{batch_test_id}{progress}. {still_running_message(batch_test_id)}"
+    def after_deferral(self, resume: Callable[[], Any]) -> Any:
+        """A deferral that Airflow timed out (no triggerer answered in time) fails like our own timeout."""
+        from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferralTimeout
+
+        try:
+            return resume()
+        except (TaskDeferralTimeout, AirflowSensorTimeout) as exc:
+            record = self.load()
+            self.state.forget()
+            raise RetellTimeoutError(
+                self.timeout_message(record.batch_test_ids if record else [], [])
+            ) from exc
+
+    def killed(self) -> None:
+        record = self.load()
+        if record is not None and record.batch_test_ids:
+            self.log.warning("Task killed. %s", still_running_message(record.batch_test_ids))
+
+    # -- messages -----------------------------------------------------------------------------------
+
+    def _permanent(self, exc: RetellAPIError, ids: list[str]) -> RetellAPIError:
+        """Name the argument; a batch Retell does not know is forgotten, so a cleared task starts anew."""
+        if not isinstance(exc, RetellPermanentError):
+            return exc
+        if exc.status_code == 404:
+            self.state.forget()
+        value = ids[0] if len(ids) == 1 else ids
+        return RetellPermanentError(
+            f"batch_test_id={value!r}: {exc.message}",
+            status_code=exc.status_code,
+            method=exc.method,
+            path=exc.path,
         )
 
-    def on_kill(self) -> None:
-        batch_test_id = getattr(self, "_waiting_for", None)
-        if batch_test_id:
-            self.log.warning("Task killed. %s", still_running_message(batch_test_id))
+    def timeout_message(
+        self, ids: list[str], latest: list[BatchTest], error: RetellAPIError | None = None
+    ) -> str:
+        from airflow_provider_retell.operations import describe
+
+        progress = f" ({describe(latest)})" if latest else ""
+        cause = f" The last read failed: {error}." if error else ""
+        return (
+            f"Timed out after {self.policy.timeout:.0f}s waiting for Retell{progress}.{cause} "
+            f"{still_running_message(ids)}"
+        )
 
 
-def reraise_for_argument(exc: RetellPermanentError, argument: str, value: Any) -> RetellPermanentError:
-    """The same API error, with the message naming the task argument that caused it."""
-    return RetellPermanentError(
-        f"{argument}={value!r}: {exc.message}", status_code=exc.status_code, method=exc.method, path=exc.path
-    )
+def templated(value: Any) -> bool:
+    """A value Airflow fills in at run time: a Jinja string, an XComArg, or a container holding one."""
+    from airflow.sdk import XComArg
+
+    if isinstance(value, XComArg):
+        return True
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, (list, tuple, set)):
+        return any(templated(v) for v in value)
+    if isinstance(value, dict):
+        return any(templated(k) or templated(v) for k, v in value.items())
+    return False
+
+
+def gate_from(task: Any, *, literals_only: bool = False) -> QualityGate:
+    """The task's gate, validated; at construction only the values already known (not templated)."""
+    params = {name: getattr(task, name) for name in GATE_PARAMS}
+    if literals_only:
+        params = {name: value for name, value in params.items() if not templated(value)}
+    return QualityGate.from_params(**params)

@@ -42,8 +42,10 @@ def airflow_db(airflow_home: Path) -> Path:
 
 @pytest.fixture
 def retell_conn(retell_emulator, monkeypatch: pytest.MonkeyPatch):
-    """``retell_default`` pointing at the emulator, with fast retries; yields the emulator handle."""
+    """``retell_default`` pointing at the emulator, with fast retries and a 1 s create settle window
+    (the emulator answers at once, and a lost create that was not applied is re-sent after it)."""
     monkeypatch.setenv(
-        "AIRFLOW_CONN_RETELL_DEFAULT", retell_emulator.connection_json(max_retries=3, max_retry_wait=0.05)
+        "AIRFLOW_CONN_RETELL_DEFAULT",
+        retell_emulator.connection_json(max_retries=3, max_retry_wait=0.05, create_settle_seconds=1),
     )
     return retell_emulator

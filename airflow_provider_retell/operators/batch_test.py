@@ -1,4 +1,4 @@
-"""Start a Retell batch test; optionally wait for it and gate on the result."""
+"""Start a Retell test run (one batch, or several past 200 cases); optionally wait and gate on it."""
 
 from __future__ import annotations
 
@@ -11,47 +11,55 @@ from airflow.sdk.configuration import conf
 
 from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
 from airflow_provider_retell.links import RetellAgentLink
-from airflow_provider_retell.results import DASHBOARD_AGENT_URL, QualityGate
+from airflow_provider_retell.results import GATE_PARAMS, QualityGate
 from airflow_provider_retell.validation import (
-    MAX_TEST_CASE_DEFINITION_IDS,
-    positive_seconds,
+    MAX_RUN_TEST_CASES,
+    check_engine_dict,
+    chunked,
+    poll_interval_seconds,
+    shown,
+    timeout_seconds,
     validate_id,
     validate_ids,
     validate_version,
 )
-from airflow_provider_retell.waiting import (
-    GATE_PARAMS,
-    BatchTestState,
-    BatchTestWaitMixin,
-    reraise_for_argument,
-)
+from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy, gate_from, templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_retell.contracts import BatchTestResult
+    from airflow_provider_retell.hooks.retell import RetellHook
     from airflow_provider_retell.models import TestableEngine
 
+MAX_RERUNS = 5
 
-class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
-    """Start a batch test of a Retell agent or response engine and push its id to XCom at once.
 
-    A task retry reattaches to the batch an earlier try started (Retell bills every run, and
-    has no idempotency key); clearing the task after a verdict starts a new batch.
+class RetellBatchTestOperator(BaseOperator):
+    """Start a test run of a Retell agent or response engine and push its batch ids to XCom at once.
+
+    A run is one batch, or several when it has more than 200 test cases. A task retry reattaches
+    to the batches an earlier try started and starts only the missing ones (Retell bills every run
+    and has no idempotency key); clearing the task after a verdict starts a new run.
 
     :param response_engine: ``{"type": "retell-llm", "llm_id": ..., "version"?: int}`` or
         ``{"type": "conversation-flow", "conversation_flow_id": ..., "version"?: int}``.
     :param agent_id: test this agent's response engine instead (exactly one of the two).
     :param agent_version: the agent version to resolve; latest when None.
-    :param test_case_definition_ids: 1-200 ids; None runs every definition of the engine.
-    :param wait_for_completion: wait and return the result dict instead of the batch id.
+    :param test_case_definition_ids: the ids to run, split into batches of 200; None runs every
+        definition of the engine.
+    :param wait_for_completion: wait and return the result dict instead of the batch id(s).
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param poll_interval: seconds between status checks while waiting.
-    :param timeout: how long to wait (seconds or timedelta); the deadline is fixed when the wait
-        begins and never extended by retries.
+    :param poll_interval: seconds between status checks while waiting (0.1 s to 1 day).
+    :param timeout: how long the run may take, creates included (seconds or timedelta, up to 7
+        days); the deadline is fixed when the run starts and never extended by retries.
+    :param rerun_failed: rerun the failed and errored cases up to this many times, in new batches;
+        each case is judged on its last run (needs ``wait_for_completion``).
+    :param max_test_cases: most test cases the run may start, reruns included (None: no cap).
     :param max_failures: most failed cases the gate allows (None: no bound). Only when waiting.
     :param max_errors: most errored cases the gate allows (None: no bound). Only when waiting.
     :param min_pass_rate: least pass/total in 0..1 (None: no bound). Only when waiting.
-    :param fail_on_empty: a batch with no cases fails the gate. Only when waiting.
+    :param fail_on_empty: a run with no cases fails the gate. Only when waiting.
     :param retell_conn_id: the Retell connection.
     """
 
@@ -75,8 +83,10 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         test_case_definition_ids: list[str] | None = None,
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 60,
+        poll_interval: float | timedelta = 60,
         timeout: float | timedelta = timedelta(hours=6),
+        rerun_failed: int = 0,
+        max_test_cases: int | None = None,
         max_failures: int | None = 0,
         max_errors: int | None = 0,
         min_pass_rate: float | None = None,
@@ -91,8 +101,10 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         self.test_case_definition_ids = test_case_definition_ids
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = positive_seconds(poll_interval, "poll_interval")
-        self.wait_timeout = positive_seconds(timeout, "timeout")
+        self.poll_interval = poll_interval_seconds(poll_interval)
+        self.wait_timeout = timeout_seconds(timeout)
+        self.rerun_failed = rerun_failed
+        self.max_test_cases = max_test_cases
         self.max_failures = max_failures
         self.max_errors = max_errors
         self.min_pass_rate = min_pass_rate
@@ -100,32 +112,92 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
         self.retell_conn_id = retell_conn_id
         if (response_engine is None) == (agent_id is None):
             raise RetellInputError("give exactly one of response_engine and agent_id")
+        if (
+            isinstance(rerun_failed, bool)
+            or not isinstance(rerun_failed, int)
+            or not 0 <= rerun_failed <= MAX_RERUNS
+        ):
+            raise RetellInputError(
+                f"rerun_failed must be an int from 0 to {MAX_RERUNS}, got {shown(rerun_failed)}"
+            )
+        if max_test_cases is not None and (
+            isinstance(max_test_cases, bool) or not isinstance(max_test_cases, int) or max_test_cases < 1
+        ):
+            raise RetellInputError(
+                f"max_test_cases must be a positive int or None, got {shown(max_test_cases)}"
+            )
         if not wait_for_completion:
             default = QualityGate()
             changed = [p for p in GATE_PARAMS if getattr(self, p) != getattr(default, p)]
+            if rerun_failed:
+                changed.append("rerun_failed")
             if changed:
                 raise RetellInputError(
-                    f"{', '.join(changed)} only apply when the task waits: set wait_for_completion=True, "
-                    "or put them on RetellBatchTestSensor"
+                    f"{', '.join(changed)} only applies when the task waits: set wait_for_completion=True, "
+                    "or put the gate on RetellBatchTestSensor"
                 )
+        self._check_literals()
+
+    def _check_literals(self) -> None:
+        """Literal arguments fail at DAG parse; templated and XCom values are checked when the task runs."""
+        if self.response_engine is not None and not templated(self.response_engine):
+            check_engine_dict(self.response_engine)
+        if self.agent_id is not None and not templated(self.agent_id):
+            validate_id(self.agent_id, "agent_id")
+        if self.agent_version is not None and not templated(self.agent_version):
+            validate_version(self.agent_version, "agent_version")
+        ids = self.test_case_definition_ids
+        if ids is not None and not templated(ids):
+            validate_ids(ids, limit=MAX_RUN_TEST_CASES)
+        gate_from(self, literals_only=True)
+
+    def _waiter(self, context: Context) -> BatchTestWaiter:
+        policy = WaitPolicy(
+            retell_conn_id=self.retell_conn_id,
+            poll_interval=self.poll_interval,
+            timeout=self.wait_timeout,
+            gate=gate_from(self),
+            agent_id=self.agent_id,
+            rerun_failed=self.rerun_failed,
+            max_test_cases=self.max_test_cases,
+        )
+        self._active = BatchTestWaiter(self, context, policy)
+        return self._active
 
     def execute(self, context: Context) -> Any:
-        engine, ids = self._validated_input()
-        state = BatchTestState(context)
-        batch_test_id = state.get().get("batch_test_id")
-        if batch_test_id:
-            self.log.info(
-                "Reattaching to batch test %s, started by an earlier try of this task", batch_test_id
-            )
+        engine, ids = self._check_input()
+        waiter = self._waiter(context)
+        waiter.preflight()
+        record = waiter.load()
+        if record is None:
+            engine = engine or self._resolve_engine(waiter.hook)
+            record = waiter.new_run(engine, chunked(self._plan(waiter.hook, engine, ids)))
         else:
-            batch_test_id = self._start(state, engine, ids)
-        context["ti"].xcom_push(key="batch_test_id", value=batch_test_id)
+            self.log.info(
+                "Reattaching to the run an earlier try of this task started: %s", record.batch_test_ids
+            )
+            if record.batch_test_ids:
+                context["ti"].xcom_push(key="batch_test_id", value=record.batch_test_ids[0])
+                context["ti"].xcom_push(key="batch_test_ids", value=record.batch_test_ids)
         if not self.wait_for_completion:
-            state.forget()
-            return batch_test_id
-        return self.wait_for_batch(context, batch_test_id, deferrable=self.deferrable)
+            waiter.start_batches(record)
+            waiter.state.forget()
+            started = record.batch_test_ids
+            return started[0] if len(started) == 1 else started
+        return waiter.drive(record, "defer" if self.deferrable else "block")
 
-    def _validated_input(self) -> tuple[TestableEngine | None, list[str] | None]:
+    def execute_complete(self, context: Context, event: Any = None) -> BatchTestResult:
+        """Resume from the trigger; any event not understood fails the task (fail closed)."""
+        from airflow_provider_retell.contracts import BatchTestEvent
+
+        return self._waiter(context).resume(BatchTestEvent.from_payload(event))
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        return self._waiter(context).after_deferral(
+            lambda: super(RetellBatchTestOperator, self).resume_execution(next_method, next_kwargs, context)
+        )
+
+    def _check_input(self) -> tuple[TestableEngine | None, list[str] | None]:
         """Check every rendered argument before any HTTP call; each error names its argument."""
         from airflow_provider_retell.models import parse_engine_input
 
@@ -140,49 +212,44 @@ class RetellBatchTestOperator(BatchTestWaitMixin, BaseOperator):
             validate_id(self.agent_id, "agent_id")
         if self.agent_version is not None:
             validate_version(self.agent_version, "agent_version")
-        ids = None if self.test_case_definition_ids is None else validate_ids(self.test_case_definition_ids)
-        self.preflight()
-        return engine, ids
+        ids = self.test_case_definition_ids
+        gate_from(self)
+        return engine, None if ids is None else validate_ids(ids, limit=MAX_RUN_TEST_CASES)
 
-    def _resolve_engine(self) -> TestableEngine:
+    def _resolve_engine(self, hook: RetellHook) -> TestableEngine:
         from airflow_provider_retell.models import CustomLlmEngine
 
         assert isinstance(self.agent_id, str)
         try:
-            engine = self.hook.get_agent_response_engine(self.agent_id, self.agent_version)
+            engine = hook.get_agent_response_engine(self.agent_id, self.agent_version)
         except RetellPermanentError as exc:
             value = self.agent_id if self.agent_version is None else f"{self.agent_id} v{self.agent_version}"
-            raise reraise_for_argument(exc, "agent_id", value) from exc
+            raise RetellPermanentError(
+                f"agent_id={value!r}: {exc.message}", status_code=exc.status_code
+            ) from None
         if isinstance(engine, CustomLlmEngine):
             raise RetellInputError(
                 f"agent_id={self.agent_id!r} runs on a custom LLM, which Retell cannot batch test"
             )
         return engine
 
-    def _start(self, state: BatchTestState, engine: TestableEngine | None, ids: list[str] | None) -> str:
-        engine = engine or self._resolve_engine()
-        known = [d.test_case_definition_id for d in self.hook.list_test_case_definitions(engine)]
+    def _plan(self, hook: RetellHook, engine: TestableEngine, ids: list[str] | None) -> list[str]:
+        """The run's ordered ids: all of the engine's definitions, or the given ones once checked."""
+        known = [d.test_case_definition_id for d in hook.list_test_case_definitions(engine)]
+        where = f"{engine.type} {engine.model_dump(exclude={'type'}, exclude_none=True)}"
         if ids is None:
             if not known:
                 raise RetellInputError(
-                    f"test_case_definition_ids=None runs every definition of {engine.type} "
-                    f"{engine.model_dump(exclude={'type'}, exclude_none=True)}, but it has none"
+                    f"test_case_definition_ids=None runs every definition of {where}, but it has none"
                 )
-            if len(known) > MAX_TEST_CASE_DEFINITION_IDS:
-                raise RetellInputError(
-                    f"test_case_definition_ids=None would run all {len(known)} definitions of {engine.type} "
-                    f"{engine.model_dump(exclude={'type'}, exclude_none=True)}, but Retell runs at most "
-                    f"{MAX_TEST_CASE_DEFINITION_IDS} per batch: pass the ids (e.g. map over chunks of them)"
-                )
-            ids = known
-        elif unknown := sorted(set(ids) - set(known)):
+            return validate_ids(known, argument=f"the definitions of {where}")
+        if unknown := sorted(set(ids) - set(known)):
             raise RetellInputError(
-                f"test_case_definition_ids: {unknown[:10]!r} are not test case definitions of "
-                f"{engine.type} {engine.model_dump(exclude={'type'}, exclude_none=True)}"
+                f"test_case_definition_ids: {unknown[:10]!r} are not test case definitions of {where}"
             )
-        batch = self.hook.create_batch_test(engine, ids)
-        state.set(batch_test_id=batch.id, deadline=None)
-        self._waiting_for = batch.id
-        link = f"; agent page: {DASHBOARD_AGENT_URL.format(agent_id=self.agent_id)}" if self.agent_id else ""
-        self.log.info("Started Retell batch test %s with %d test cases%s", batch.id, len(ids), link)
-        return batch.id
+        return ids
+
+    def on_kill(self) -> None:
+        waiter = getattr(self, "_active", None)
+        if waiter is not None:
+            waiter.killed()

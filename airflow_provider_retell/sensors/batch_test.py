@@ -1,46 +1,56 @@
-"""Wait for a Retell batch test and gate on its result."""
+"""Wait for a Retell test run (one batch id or several) and gate on its result."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
 
-from airflow_provider_retell.exceptions import RetellInputError, RetellTimeoutError
-from airflow_provider_retell.validation import positive_seconds
-from airflow_provider_retell.waiting import GATE_PARAMS, BatchTestState, BatchTestWaitMixin
+from airflow_provider_retell.exceptions import RetellTimeoutError
+from airflow_provider_retell.results import GATE_PARAMS
+from airflow_provider_retell.validation import (
+    poll_interval_seconds,
+    timeout_seconds,
+    validate_id,
+    validate_ids,
+)
+from airflow_provider_retell.waiting import BatchTestWaiter, NotYet, WaitPolicy, gate_from, templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_retell.contracts import BatchTestResult, RunRecord
 
-class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
-    """Wait for a batch test to complete, return the result dict, and fail if the gate says no.
+
+class RetellBatchTestSensor(BaseSensorOperator):
+    """Wait for a run's batch tests to complete, return the result dict, and fail if the gate says no.
 
     Works in ``poke`` and ``reschedule`` mode, or deferred to the triggerer (``deferrable=True``).
     The timeout is an absolute deadline, fixed at the first poke and kept across retries and
-    reschedules.
+    reschedules. While Retell is unavailable the sensor keeps waiting (backing off, honouring
+    ``Retry-After``) until that deadline; it never spends a task retry on an outage.
 
-    :param batch_test_id: the batch to wait for, e.g. ``start.output`` of the operator.
+    :param batch_test_id: the batch to wait for, or a list judged as one run: ``start.output`` of the
+        operator, or ``start.output["batch_test_ids"]``.
     :param max_failures: most failed cases the gate allows (None: no bound).
     :param max_errors: most errored cases the gate allows (None: no bound).
     :param min_pass_rate: least pass/total in 0..1 (None: no bound).
-    :param fail_on_empty: a batch with no cases fails the gate.
+    :param fail_on_empty: a run with no cases fails the gate.
     :param retell_conn_id: the Retell connection.
     """
 
     template_fields: Sequence[str] = ("batch_test_id", *GATE_PARAMS)
     ui_color = "#e8f0fe"
-    agent_id = None
 
     def __init__(
         self,
         *,
-        batch_test_id: str,
+        batch_test_id: str | list[str],
         max_failures: int | None = 0,
         max_errors: int | None = 0,
         min_pass_rate: float | None = None,
@@ -52,9 +62,12 @@ class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
         retell_conn_id: str = "retell_default",
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, timeout=timeout, mode=mode, **kwargs)
-        positive_seconds(self.poke_interval, "poke_interval")  # 0 would poll Retell in a tight loop
-        positive_seconds(self.timeout, "timeout")
+        super().__init__(
+            poke_interval=poll_interval_seconds(poke_interval, "poke_interval"),
+            timeout=timeout_seconds(timeout),
+            mode=mode,
+            **kwargs,
+        )
         self.batch_test_id = batch_test_id
         self.max_failures = max_failures
         self.max_errors = max_errors
@@ -62,27 +75,85 @@ class RetellBatchTestSensor(BatchTestWaitMixin, BaseSensorOperator):
         self.fail_on_empty = fail_on_empty
         self.deferrable = deferrable
         self.retell_conn_id = retell_conn_id
+        if not templated(batch_test_id):
+            self._batch_test_ids()
+        gate_from(self, literals_only=True)
 
-    @property
-    def poll_interval(self) -> float:  # type: ignore[override]
-        return float(self.poke_interval)
+    def _batch_test_ids(self) -> list[str]:
+        value = self.batch_test_id
+        if isinstance(value, str):
+            return [validate_id(value, "batch_test_id")]
+        return validate_ids(value, argument="batch_test_id")
 
-    @property
-    def wait_timeout(self) -> float:  # type: ignore[override]
-        return float(self.timeout)
+    def _waiter(self, context: Context) -> BatchTestWaiter:
+        policy = WaitPolicy(
+            retell_conn_id=self.retell_conn_id,
+            poll_interval=float(self.poke_interval),
+            timeout=float(self.timeout),
+            gate=gate_from(self),
+        )
+        self._active = BatchTestWaiter(self, context, policy)
+        return self._active
+
+    def _record(self, waiter: BatchTestWaiter) -> RunRecord:
+        """The stored run when it is for these batches (a retry, a reschedule); else a new one."""
+        from airflow_provider_retell.contracts import RunRecord
+
+        ids = self._batch_test_ids()
+        record = waiter.load()
+        if record is None or record.rounds[0].batch_test_ids != ids:
+            record = RunRecord.for_batches(ids, float(self.timeout))
+            waiter.state.save(record)
+        return record
 
     def execute(self, context: Context) -> Any:
-        if not isinstance(self.batch_test_id, str) or not self.batch_test_id.strip():
-            raise RetellInputError(f"batch_test_id must be a non-empty string, got {self.batch_test_id!r}")
-        self.preflight()
+        self._batch_test_ids()
+        waiter = self._waiter(context)
+        waiter.preflight()
         if self.deferrable:
-            return self.wait_for_batch(context, self.batch_test_id, deferrable=True)
+            return waiter.drive(self._record(waiter), "defer")
         try:
             return super().execute(context)
         except AirflowSensorTimeout as exc:
-            BatchTestState(context).forget()
-            raise RetellTimeoutError(self.timeout_message(self.batch_test_id, None)) from exc
+            record = waiter.load()
+            waiter.state.forget()
+            raise RetellTimeoutError(
+                waiter.timeout_message(record.batch_test_ids if record else [], [])
+            ) from exc
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        result = self.check_batch(context, self.batch_test_id, self.deadline(context, self.batch_test_id))
-        return False if result is None else PokeReturnValue(is_done=True, xcom_value=result)
+        waiter = getattr(self, "_active", None) or self._waiter(context)
+        try:
+            result = waiter.drive(self._record(waiter), "poke")
+        except NotYet as later:
+            self._pause(later.delay, waiter)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=result)
+
+    def _pause(self, delay: float, waiter: BatchTestWaiter) -> None:
+        """Honour a backoff or ``Retry-After`` longer than the poke interval, cut at the deadline."""
+        record = waiter.load()
+        extra = min(delay, max(record.deadline - time.time(), 0.0) if record else delay) - float(
+            self.poke_interval
+        )
+        if extra <= 0:
+            return
+        if self.reschedule:
+            raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=delay))
+        time.sleep(extra)
+
+    def execute_complete(self, context: Context, event: Any = None) -> BatchTestResult:
+        """Resume from the trigger; any event not understood fails the task (fail closed)."""
+        from airflow_provider_retell.contracts import BatchTestEvent
+
+        return self._waiter(context).resume(BatchTestEvent.from_payload(event))
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        return self._waiter(context).after_deferral(
+            lambda: super(RetellBatchTestSensor, self).resume_execution(next_method, next_kwargs, context)
+        )
+
+    def on_kill(self) -> None:
+        waiter = getattr(self, "_active", None)
+        if waiter is not None:
+            waiter.killed()

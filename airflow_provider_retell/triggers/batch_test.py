@@ -1,127 +1,122 @@
-"""Waits for a Retell batch test in the triggerer, without holding a worker slot."""
+"""Waits for a run's Retell batch tests in the triggerer, without holding a worker slot."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
-from typing import Any
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_retell.exceptions import RetellError, RetellPermanentError, still_running_message
+from airflow_provider_retell.contracts import SCHEMA_VERSION, BatchTestEvent
+from airflow_provider_retell.exceptions import (
+    RetellError,
+    RetellInputError,
+    RetellPermanentError,
+    still_running_message,
+)
 from airflow_provider_retell.hooks.retell import RetellHook
-from airflow_provider_retell.models import BatchTest
-from airflow_provider_retell.retry import is_transient
+from airflow_provider_retell.operations import TimedOut, describe, poll_until_complete
+from airflow_provider_retell.retry import OutagePolicy
+from airflow_provider_retell.validation import poll_interval_seconds, validate_id, validate_ids
 
-#: Longest pause between polls while Retell keeps failing transiently.
-MAX_BACKOFF_SECONDS = 600.0
-#: How long a poll may run past the deadline (the hook's own retries included) before it is cut.
-POLL_GRACE_SECONDS = 30.0
+
+def _epoch(value: Any, argument: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RetellInputError(f"{argument} must be a finite epoch time in seconds, got {value!r:.60}")
+    return float(value)
 
 
 class RetellBatchTestTrigger(BaseTrigger):
-    """Poll one batch test until it completes, fails permanently or ``end_time`` passes.
+    """Poll a run's batch tests until all complete, one fails permanently, or ``end_time`` passes.
 
     Everything it needs is in its kwargs, so any triggerer can resume it after a restart; the
-    deadline is absolute (epoch seconds), so a restart never extends it.
+    deadline is absolute (epoch seconds), so a restart never extends it. A transient error while
+    polling only means "not finished yet" (the outage policy in ``operations.poll_until_complete``).
 
-    :param batch_test_id: the batch test to wait for.
+    :param batch_test_id: the batch test to wait for (the previous release's form; one id).
     :param retell_conn_id: the Retell connection.
     :param poll_interval: seconds between polls.
     :param end_time: absolute deadline, epoch seconds.
+    :param batch_test_ids: every batch of the run to wait for (instead of ``batch_test_id``).
+    :param first_poll_at: epoch seconds of the first poll, when the task has just polled itself.
     """
 
     def __init__(
-        self, batch_test_id: str, retell_conn_id: str, poll_interval: float, end_time: float
+        self,
+        batch_test_id: str | None = None,
+        retell_conn_id: str = "retell_default",
+        poll_interval: float = 60.0,
+        end_time: float = 0.0,
+        *,
+        batch_test_ids: Sequence[str] | None = None,
+        first_poll_at: float | None = None,
+        schema_version: int = SCHEMA_VERSION,
     ) -> None:
         super().__init__()
-        self.batch_test_id = batch_test_id
+        if batch_test_ids is None:
+            batch_test_ids = [validate_id(batch_test_id, "batch_test_id")]
+        self.batch_test_ids = validate_ids(batch_test_ids, argument="batch_test_ids")
         self.retell_conn_id = retell_conn_id
-        self.poll_interval = float(poll_interval)
-        self.end_time = float(end_time)
+        self.poll_interval = poll_interval_seconds(poll_interval)
+        self.end_time = _epoch(end_time, "end_time")
+        self.first_poll_at = None if first_poll_at is None else _epoch(first_poll_at, "first_poll_at")
+        self.schema_version = schema_version
+
+    @property
+    def batch_test_id(self) -> str:
+        return self.batch_test_ids[0]
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "batch_test_id": self.batch_test_id,
+                "batch_test_ids": list(self.batch_test_ids),
                 "retell_conn_id": self.retell_conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "first_poll_at": self.first_poll_at,
+                "schema_version": SCHEMA_VERSION,
             },
         )
 
-    def _event(
-        self, status: str, *, batch: BatchTest | None = None, message: str | None = None
-    ) -> TriggerEvent:
-        payload: dict[str, Any] = {"status": status, "batch_test_id": self.batch_test_id}
-        if batch is not None:
-            payload["batch_test"] = batch.summary()
-        if message is not None:
-            payload["message"] = message
-        return TriggerEvent(payload)
+    def _event(self, status: Literal["complete", "timeout", "error"], **fields: Any) -> TriggerEvent:
+        event = BatchTestEvent(
+            status=status, batch_test_id=self.batch_test_id, batch_test_ids=self.batch_test_ids, **fields
+        )
+        return TriggerEvent(event.to_payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = RetellHook(retell_conn_id=self.retell_conn_id)
-        last: BatchTest | None = None
-        last_progress = ""
-        failures = 0
+        operation = poll_until_complete(
+            self.batch_test_ids,
+            OutagePolicy(self.poll_interval),
+            self.end_time,
+            self.log,
+            first_poll_at=self.first_poll_at,
+        )
         try:
-            while True:
-                try:
-                    # bounded, so even a poll stuck in the hook's retries ends by the deadline
-                    batch = await asyncio.wait_for(
-                        hook.aget_batch_test(self.batch_test_id),
-                        timeout=max(self.end_time - time.time(), 0) + POLL_GRACE_SECONDS,
-                    )
-                except asyncio.TimeoutError:
-                    failures += 1
-                    self.log.warning("Polling batch test %s did not finish in time", self.batch_test_id)
-                except RetellError as exc:
-                    if not is_transient(exc):
-                        if isinstance(exc, RetellPermanentError):  # the task fails without retries
-                            event = self._event("error", batch=last, message=exc.message)
-                            event.payload["status_code"] = exc.status_code
-                        else:
-                            event = self._event("error", batch=last, message=str(exc))
-                        yield event
-                        return
-                    failures += 1
-                    self.log.warning(
-                        "Polling batch test %s failed (%s); will poll again", self.batch_test_id, exc
-                    )
-                else:
-                    failures = 0
-                    if batch.is_complete:
-                        self.log.info("Batch test %s complete: %s", batch.id, batch.progress())
-                        yield self._event("complete", batch=batch)
-                        return
-                    if not batch.has_known_status and (last is None or last.status != batch.status):
-                        self.log.warning(
-                            "Batch test %s has unknown status %r: treated as not finished",
-                            batch.id,
-                            batch.status,
-                        )
-                    last = batch
-                    if (progress := batch.progress()) != last_progress:
-                        self.log.info("Batch test %s: %s", batch.id, progress)
-                        last_progress = progress
-
-                remaining = self.end_time - time.time()
-                if remaining <= 0:
-                    progress = f" ({last.progress()})" if last else ""
-                    message = f"Timed out waiting for Retell batch test {self.batch_test_id}{progress}. "
-                    yield self._event(
-                        "timeout", batch=last, message=message + still_running_message(self.batch_test_id)
-                    )
-                    return
-                delay = self.poll_interval
-                if failures:
-                    delay = max(delay, min(delay * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS))
-                await asyncio.sleep(min(delay, remaining))
+            done = await hook.arun(operation)
+        except TimedOut as exc:
+            latest = [exc.latest[i] for i in self.batch_test_ids if i in exc.latest]
+            progress = f" ({describe(latest)})" if latest else ""
+            cause = f" The last read failed: {exc.error}." if exc.error else ""
+            message = (
+                f"Timed out waiting for Retell{progress}.{cause} {still_running_message(self.batch_test_ids)}"
+            )
+            yield self._event("timeout", message=message[:2000])
+            return
+        except RetellError as exc:  # permanent, or a reply that retrying cannot fix: the task decides
+            status_code = exc.status_code if isinstance(exc, RetellPermanentError) else None
+            message = exc.message if isinstance(exc, RetellPermanentError) else str(exc)
+            yield self._event("error", message=message[:2000], status_code=status_code)
+            return
         finally:
             await hook.aclose()
+        self.log.info("%s: complete", describe(list(done.values())))
+        summaries = [done[i].summary() for i in self.batch_test_ids]
+        yield self._event("complete", batch_tests=summaries)
 
     async def on_kill(self) -> None:
-        self.log.warning("Stopped waiting. %s", still_running_message(self.batch_test_id))
+        self.log.warning("Stopped waiting. %s", still_running_message(self.batch_test_ids))

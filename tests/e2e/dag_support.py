@@ -6,27 +6,14 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from airflow_provider_retell.contracts import BatchTestResult, FailedTestCase
+
 #: Seconds between polls in every e2e run: the emulator runs a hundred times faster than Retell.
 POLL = 0.2
 
-#: The result dict of DESIGN.md ("XCom"), key for key.
-RESULT_KEYS = {
-    "batch_test_id",
-    "status",
-    "response_engine",
-    "pass_count",
-    "fail_count",
-    "error_count",
-    "total_count",
-    "pass_rate",
-    "gate_passed",
-    "gate_reasons",
-    "failed_test_cases",
-    "created_at",
-    "completed_at",
-    "url",
-}
-FAILED_CASE_KEYS = {"test_case_job_id", "test_case_definition_id", "name", "status", "result_explanation"}
+#: The result dict's keys, from its one definition.
+RESULT_KEYS = set(BatchTestResult.__required_keys__)
+FAILED_CASE_KEYS = set(FailedTestCase.__required_keys__)
 
 #: The two agent_booking cases of the default seed that do not pass.
 BOOKING_FAIL = (

@@ -77,18 +77,31 @@ def _assert_manual_rerun_starts_a_new_batch(dag: Any, run: Any, emulator: Any, f
     assert xcom(run, "run_batch_test")["total_count"] == 8
 
 
-def test_polling_retry_reattaches_after_a_transient_storm(airflow_db, retell_conn):
+def test_a_transient_storm_while_waiting_spends_no_retry(airflow_db, retell_conn):
+    dag = _one_task_dag("e2e_storm_polling", deferrable=False)
+    # More 503s in a row than the hook's bounded retries (max_retries=3) allow: a wait outlasts them.
+    retell_conn.add_fault("GET", "/get-batch-test/*", "status", times=6, status_code=503)
+    run = dag.test()
+
+    assert run.state == "success"
+    ti = task_instance(run, "run_batch_test")
+    assert ti.state == "success"
+    assert ti.try_number == 1
+    assert retell_conn.count("GET", "/get-batch-test/*") > 6
+    _assert_one_batch_passed(run, retell_conn)
+
+
+def test_polling_retry_reattaches_after_a_reply_it_cannot_read(airflow_db, retell_conn):
     dag = _one_task_dag("e2e_retry_polling", deferrable=False)
-    # Every status read of try 1 fails: 4 attempts = the hook's 1 + max_retries=3, so try 1 fails
-    # with a (retryable) RetellAPIError after the batch was created.
-    retell_conn.add_fault("GET", "/get-batch-test/*", "status", times=4, status_code=503)
+    # Try 1's first status read is not JSON: a final error for that try (not an outage), so the task
+    # is retried after the batch was created; try 2 reattaches.
+    retell_conn.add_fault("GET", "/get-batch-test/*", "malformed", times=1)
     run = dag.test()
 
     assert run.state == "success"
     ti = task_instance(run, "run_batch_test")
     assert ti.state == "success"
     assert ti.try_number == 2
-    assert retell_conn.count("GET", "/get-batch-test/*") > 4
     first_id = _assert_one_batch_passed(run, retell_conn)
 
     _assert_manual_rerun_starts_a_new_batch(dag, run, retell_conn, first_id)

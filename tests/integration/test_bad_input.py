@@ -39,7 +39,7 @@ def operator(**kwargs: Any) -> Callable[[], Any]:
     """Construct (some errors are raised here) and execute with a minimal fake context."""
 
     def call() -> Any:
-        kwargs.setdefault("poll_interval", 0.05)
+        kwargs.setdefault("poll_interval", 0.1)
         if "agent_id" not in kwargs:
             kwargs.setdefault("response_engine", BOOKING)
         return RetellBatchTestOperator(task_id="start", **kwargs).execute(fake_context())
@@ -54,7 +54,8 @@ def waiting_operator(**kwargs: Any) -> Callable[[], Any]:
 def sensor(**kwargs: Any) -> Callable[[], Any]:
     def call() -> Any:
         kwargs.setdefault("batch_test_id", "tcbj_anything")
-        return RetellBatchTestSensor(task_id="wait", poke_interval=0.05, **kwargs).execute(fake_context())
+        kwargs.setdefault("poke_interval", 0.1)
+        return RetellBatchTestSensor(task_id="wait", **kwargs).execute(fake_context())
 
     return call
 
@@ -158,6 +159,26 @@ MALFORMED: list[tuple[str, Any, str]] = [
         "connect_timeout",
     ),
     ("op-conn-no-key", with_connection(operator(agent_id="agent_booking"), password=None), "password"),
+    (
+        "conn-key-with-newline",
+        with_connection(hook_call("get_batch_test", "tcbj_1"), password="key\nX-Injected: 1"),
+        "API key",
+    ),
+    (
+        "conn-extra-zero-timeout",
+        with_connection(hook_call("get_batch_test", "tcbj_1"), extra={"timeout": 0}),
+        "timeout",
+    ),
+    (
+        "conn-extra-inf-timeout",
+        with_connection(hook_call("get_batch_test", "tcbj_1"), extra={"timeout": "inf"}),
+        "timeout",
+    ),
+    (
+        "conn-proxy-with-http",
+        with_connection(hook_call("get_batch_test", "tcbj_1"), extra={"proxy": "http://proxy:3128"}),
+        "proxy",
+    ),
     # -- operator
     ("op-both-engine-and-agent", operator(response_engine=BOOKING, agent_id="agent_booking"), "agent_id"),
     ("op-neither-engine-nor-agent", operator(response_engine=None), "response_engine"),
@@ -180,12 +201,31 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("op-fail-on-empty-yes", waiting_operator(fail_on_empty="yes"), "fail_on_empty"),
     ("op-gate-without-wait", operator(test_case_definition_ids=IDS, min_pass_rate=0.9), "min_pass_rate"),
     ("op-poll-interval-zero", operator(poll_interval=0), "poll_interval"),
+    ("op-poll-interval-nan", operator(poll_interval=math.nan), "poll_interval"),
+    ("op-poll-interval-inf", operator(poll_interval=math.inf), "poll_interval"),
     ("op-timeout-negative", operator(timeout=-5), "timeout"),
+    ("op-timeout-inf", operator(timeout=math.inf), "timeout"),
+    ("op-timeout-1e14", operator(timeout=1e14), "timeout"),
+    ("op-engine-typo-key", operator(response_engine={**BOOKING, "verison": 2}), "verison"),
+    ("op-agent-id-dotdot", operator(agent_id=".."), "agent_id"),
+    ("op-agent-id-query", operator(agent_id="x?version=7"), "agent_id"),
+    ("op-agent-id-fragment", operator(agent_id="x#y"), "agent_id"),
+    ("op-agent-id-space", operator(agent_id="agent booking"), "agent_id"),
+    (
+        "op-ids-control-char",
+        operator(test_case_definition_ids=["tcd_booking_01\n"]),
+        "test_case_definition_ids",
+    ),
+    ("op-rerun-without-wait", operator(rerun_failed=1), "rerun_failed"),
+    ("op-rerun-negative", waiting_operator(rerun_failed=-1), "rerun_failed"),
+    ("op-max-test-cases-zero", waiting_operator(max_test_cases=0), "max_test_cases"),
     ("op-empty-conn-id", operator(agent_id="agent_booking", retell_conn_id=""), "retell_conn_id"),
     # -- sensor
     ("sensor-empty-batch-id", sensor(batch_test_id=""), "batch_test_id"),
     ("sensor-none-batch-id", sensor(batch_test_id=None), "batch_test_id"),
-    ("sensor-list-batch-id", sensor(batch_test_id=["tcbj_1"]), "batch_test_id"),
+    ("sensor-list-with-a-bad-id", sensor(batch_test_id=["tcbj_1", "tcbj 2"]), "batch_test_id"),
+    ("sensor-dotdot-batch-id", sensor(batch_test_id=".."), "batch_test_id"),
+    ("sensor-poke-interval-nan", sensor(poke_interval=math.nan), "poke_interval"),
     ("sensor-max-failures-negative", sensor(max_failures=-1), "max_failures"),
     ("sensor-min-pass-rate-nan", sensor(min_pass_rate=math.nan), "min_pass_rate"),
     ("sensor-fail-on-empty-str", sensor(fail_on_empty="false"), "fail_on_empty"),

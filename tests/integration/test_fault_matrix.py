@@ -37,7 +37,7 @@ def make_hook(emulator, monkeypatch) -> Iterator[Callable[..., RetellHook]]:
     hooks: list[RetellHook] = []
 
     def _make(**extra: Any) -> RetellHook:
-        extra = {"max_retries": MAX_RETRIES, "max_retry_wait": 0.05, **extra}
+        extra = {"max_retries": MAX_RETRIES, "max_retry_wait": 0.05, "create_settle_seconds": 1, **extra}
         monkeypatch.setenv("AIRFLOW_CONN_RETELL_DEFAULT", emulator.connection_json(**extra))
         hooks.append(RetellHook())
         return hooks[-1]
@@ -73,7 +73,7 @@ def statuses(emulator, method: str, path: str) -> list[Any]:
 
 async def trigger_events(batch_test_id: str, end_in: float = 20.0) -> list[dict[str, Any]]:
     trigger = RetellBatchTestTrigger(
-        batch_test_id, "retell_default", poll_interval=0.05, end_time=time.time() + end_in
+        batch_test_id, "retell_default", poll_interval=0.1, end_time=time.time() + end_in
     )
     return [event.payload async for event in trigger.run()]
 
@@ -148,11 +148,14 @@ def test_read_5xx_once_then_success(emulator, hook, status_code):
 def test_create_5xx_once_is_reconciled_then_resent(emulator, hook, status_code):
     emulator.add_fault("POST", CREATE, "status", status_code=status_code)
 
+    start = time.monotonic()
     batch = hook.create_batch_test(BOOKING, IDS)
 
-    # A 5xx might have been applied: the engine's batches are listed (none new), then it is re-sent.
+    # A 5xx might have been applied: the engine's batches are listed until the settle window (1 s
+    # here) has passed with none new; only then is the create sent again.
+    assert time.monotonic() - start >= 1.0
     assert statuses(emulator, "POST", CREATE) == [status_code, 201]
-    assert emulator.count("GET", LIST) == 2
+    assert emulator.count("GET", LIST) == 4  # before, at once, after the window, before the resend
     assert batch_ids(emulator) == [batch.id]
 
 
@@ -178,19 +181,19 @@ def test_create_5xx_storm_fails_after_max_retries_without_a_batch(emulator, hook
 
     assert info.value.status_code == 502
     assert emulator.count("POST", CREATE) == MAX_RETRIES + 1
-    assert emulator.count("GET", LIST) == 1 + MAX_RETRIES + 1  # snapshot + one check per failed send
+    assert emulator.count("GET", LIST) == 3 * (MAX_RETRIES + 1)  # before each send, twice after it
     assert batch_ids(emulator) == []
 
 
 async def test_trigger_survives_a_5xx_storm(emulator):
     batch_test_id = existing_batch(emulator)
-    # Two whole hook calls fail (4 requests each), the third poll succeeds.
-    emulator.add_fault("GET", GET, "status", status_code=503, times=2 * (MAX_RETRIES + 1))
+    # More failures in a row than the hook's bounded retries allow: a wait outlasts them all.
+    emulator.add_fault("GET", GET, "status", status_code=503, times=MAX_RETRIES + 2)
 
     (event,) = await trigger_events(batch_test_id)
 
     assert event["status"] == "complete"
-    assert emulator.count("GET", GET) == 2 * (MAX_RETRIES + 1) + 1
+    assert emulator.count("GET", GET) == MAX_RETRIES + 3  # one request per poll, backing off
 
 
 @pytest.mark.parametrize("status_code", [400, 401, 404])
@@ -246,7 +249,7 @@ def test_create_dropped_connection_not_applied_is_resent(emulator, hook):
     batch = hook.create_batch_test(BOOKING, IDS)
 
     assert statuses(emulator, "POST", CREATE) == [None, 201]
-    assert emulator.count("GET", LIST) == 2
+    assert emulator.count("GET", LIST) == 4  # re-sent only after the settle window showed nothing
     assert batch_ids(emulator) == [batch.id]
 
 
@@ -276,7 +279,7 @@ def test_read_delay_beyond_timeout_is_retried(emulator, make_hook):
 
 
 def test_create_delay_beyond_timeout_adopts_the_batch(emulator, make_hook):
-    hook = make_hook(timeout=0.3, max_retry_wait=1)
+    hook = make_hook(timeout=0.3, max_retry_wait=1, create_settle_seconds=5)
     emulator.add_fault("POST", CREATE, "delay", seconds=1)  # the batch IS created, after 1 s
 
     batch = hook.create_batch_test(BOOKING, IDS)
@@ -343,12 +346,12 @@ def test_create_lost_reply_with_a_second_new_batch_fails_without_guessing(emulat
     """Two identical creates on one engine at once (one of them not ours): refuse to pick."""
     real_send = hook._send
 
-    def send_and_race(method: str, path: str, **kwargs: Any) -> Any:
-        if method == "POST":  # another client creates the same batch just before ours...
+    def send_and_race(call: Any) -> Any:
+        if call.method == "POST":  # another client creates the same batch just before ours...
             with emulator.client() as client:
-                assert client.post(CREATE, json=kwargs["json"]).status_code == 201
+                assert client.post(CREATE, json=call.json).status_code == 201
             emulator.add_fault("POST", CREATE, "lost_reply", status_code=504)  # ...and our reply is lost
-        return real_send(method, path, **kwargs)
+        return real_send(call)
 
     hook._send = send_and_race  # type: ignore[method-assign]
 

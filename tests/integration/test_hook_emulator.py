@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from airflow_provider_retell import operations
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.models import ConversationFlowEngine, CustomLlmEngine, RetellLlmEngine
 
@@ -56,14 +57,16 @@ def test_get_batch_test(hook, retell_conn):
     assert batch.id == created.id
     assert batch.is_complete
     assert (batch.pass_count, batch.fail_count, batch.error_count, batch.total_count) == (10, 1, 1, 12)
-    assert batch.progress() == "12/12 done, 2 failed"
+    assert batch.progress() == "12/12 done: 1 failed, 1 errored"
     assert retell_conn.count("GET", f"/get-batch-test/{created.id}") == 1
 
 
-def test_list_test_runs_reads_every_page(hook, retell_conn):
+def test_list_test_runs_reads_every_page(hook, retell_conn, monkeypatch):
     retell_conn.reset(time_scale=0)
     batch = hook.create_batch_test(BOOKING, BOOKING_IDS)
-    hook.page_size = 2
+    monkeypatch.setattr(operations, "PAGE_SIZE", 2)
+
+    monkeypatch.setattr(operations, "RUNS_PAGE_SIZE", 2)
 
     runs = hook.list_test_runs(batch.id)
 
@@ -78,12 +81,14 @@ def test_list_test_runs_reads_every_page(hook, retell_conn):
     assert all("pagination_key" in p["query"] for p in pages[1:])
 
 
-def test_list_batch_tests(hook, retell_conn):
+def test_list_batch_tests(hook, retell_conn, monkeypatch):
     first = hook.create_batch_test(BOOKING, BOOKING_IDS[:3])
     second = hook.create_batch_test(BOOKING, BOOKING_IDS[3:5])
     hook.create_batch_test(SUPPORT, SUPPORT_IDS[:1])
     retell_conn.clear_requests()
-    hook.page_size = 1
+    monkeypatch.setattr(operations, "PAGE_SIZE", 1)
+
+    monkeypatch.setattr(operations, "RUNS_PAGE_SIZE", 1)
 
     batches = hook.list_batch_tests(BOOKING)
 
@@ -157,10 +162,12 @@ async def test_async_create_and_get(ahook, retell_conn):
     ]
 
 
-async def test_async_list_test_runs_reads_every_page(ahook, retell_conn):
+async def test_async_list_test_runs_reads_every_page(ahook, retell_conn, monkeypatch):
     retell_conn.reset(time_scale=0)
     batch = await ahook.acreate_batch_test(BOOKING, BOOKING_IDS)
-    ahook.page_size = 2
+    monkeypatch.setattr(operations, "PAGE_SIZE", 2)
+
+    monkeypatch.setattr(operations, "RUNS_PAGE_SIZE", 2)
 
     runs = await ahook.alist_test_runs(batch.id)
 
@@ -168,9 +175,11 @@ async def test_async_list_test_runs_reads_every_page(ahook, retell_conn):
     assert retell_conn.count("GET", f"/v2/list-test-runs/{batch.id}") == 6
 
 
-async def test_async_lists_and_agent(ahook, retell_conn):
+async def test_async_lists_and_agent(ahook, retell_conn, monkeypatch):
     created = await ahook.acreate_batch_test(BOOKING, BOOKING_IDS[:2])
-    ahook.page_size = 5
+    monkeypatch.setattr(operations, "PAGE_SIZE", 5)
+
+    monkeypatch.setattr(operations, "RUNS_PAGE_SIZE", 5)
 
     batches = await ahook.alist_batch_tests(BOOKING)
     definitions = await ahook.alist_test_case_definitions(BOOKING)

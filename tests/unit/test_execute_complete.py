@@ -64,6 +64,22 @@ BAD_EVENTS = [
     {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json(status="in_progress")},
     {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json(status="paused")},
     {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json("tcbj_other")},
+    {
+        "status": "complete",
+        "batch_test_id": "tcbj_1",
+        "batch_test_ids": ["tcbj_2", "tcbj_1"],
+        "batch_tests": [],
+    },
+    {
+        "status": "complete",
+        "batch_test_id": "tcbj_1",
+        "batch_test_ids": ["tcbj_1", "tcbj_2"],
+        "batch_tests": [batch_json()],
+    },
+    {"status": "complete", "batch_test_id": "tcbj_1", "batch_tests": [batch_json(), batch_json("tcbj_9")]},
+    {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json(), "surprise": 1},
+    {"status": "complete", "batch_test_id": "../x", "batch_test": batch_json("../x")},
+    {"status": "timeout", "batch_test_id": "tcbj_1", "message": "x" * 5000},
 ]
 
 
@@ -147,12 +163,16 @@ def test_complete_event_failing_gate_pushes_result_first(
     assert STATE_KEY not in stored_context["task_state_store"].data
 
 
-def test_complete_event_with_a_bad_gate_param_fails(
+def test_complete_event_with_a_bad_rendered_gate_param_fails(
     retell_unit_conn: str, stored_context: dict[str, Any]
 ) -> None:
     sensor = RetellBatchTestSensor(
-        task_id="wait", batch_test_id="tcbj_1", min_pass_rate="0.9", retell_conn_id=retell_unit_conn
+        task_id="wait",
+        batch_test_id="tcbj_1",
+        min_pass_rate="{{ params.rate }}",
+        retell_conn_id=retell_unit_conn,
     )
+    sensor.min_pass_rate = "0.9"  # what a template rendered to, without render_template_as_native_obj
     event = {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json()}
     with pytest.raises(RetellError, match="min_pass_rate"):
         sensor.execute_complete(stored_context, event)
@@ -184,8 +204,9 @@ def test_polling_a_batch_retell_does_not_know_forgets_it(
     task: Any, stored_context: dict[str, Any], api: respx.MockRouter
 ) -> None:
     route = api.get("/get-batch-test/tcbj_1").respond(404, json={"status": "error", "message": "Not Found"})
+    waiter = task._waiter(stored_context)
     with pytest.raises(RetellPermanentError, match="batch_test_id='tcbj_1'"):
-        task.check_batch(stored_context, "tcbj_1", deadline=1e12)
+        waiter.drive(waiter.load(), "block")
     assert route.call_count == 1
     assert STATE_KEY not in stored_context["task_state_store"].data
 

@@ -83,7 +83,7 @@ def test_permanent_error_with_non_json_body(hook: RetellHook, api: respx.MockRou
     api.get(GET_PATH).respond(404, text="")
     with pytest.raises(RetellPermanentError) as info:
         hook.get_batch_test("tcbj_1")
-    assert "Not Found" in str(info.value)
+    assert "HTTP 404" in str(info.value)
     assert STATUS_MEANINGS[404] in str(info.value)
 
 
@@ -100,7 +100,7 @@ def test_error_with_html_body_is_truncated(hook: RetellHook, api: respx.MockRout
         hook.get_batch_test("tcbj_1")
     assert not isinstance(info.value, RetellPermanentError)
     assert "<html>Bad gateway" in info.value.message
-    assert len(info.value.message) <= 200
+    assert len(info.value.message) <= 500
     assert route.call_count == 3
 
 
@@ -276,16 +276,15 @@ def _paged_runs(request: httpx.Request) -> httpx.Response:
 
 
 def test_list_test_runs_reads_every_page(hook: RetellHook, api: respx.MockRouter) -> None:
-    hook.page_size = 2
     route = api.get("/v2/list-test-runs/tcbj_1").mock(side_effect=_paged_runs)
     runs = hook.list_test_runs("tcbj_1")
     assert [r.test_case_job_id for r in runs] == ["j1", "j2", "j3", "j4", "j5"]
     assert route.call_count == 3
     params = [dict(call.request.url.params) for call in route.calls]
     assert params == [
-        {"limit": "2"},
-        {"limit": "2", "pagination_key": "k2"},
-        {"limit": "2", "pagination_key": "k3"},
+        {"limit": "50"},
+        {"limit": "50", "pagination_key": "k2"},
+        {"limit": "50", "pagination_key": "k3"},
     ]
     assert "transcript_snapshot" not in runs[-1].model_dump()
 
@@ -382,101 +381,39 @@ def test_lost_reply_adopts_the_one_new_matching_batch(
     assert listing.call_count == 2
 
 
-def test_lost_reply_with_no_new_batch_sends_again(hook: RetellHook, api: respx.MockRouter) -> None:
-    listing = lists(api, [OLD], [OLD])
+@pytest.fixture
+def unsettled_hook(set_conn) -> RetellHook:
+    """A hook whose settle window is 0: a lost reply with no batch in the next listing is re-sent."""
+    return RetellHook(
+        set_conn(
+            "retell_unsettled", extra={"max_retries": 2, "max_retry_wait": 0.001, "create_settle_seconds": 0}
+        )
+    )
+
+
+def test_lost_reply_with_no_new_batch_after_the_settle_window_sends_again(
+    unsettled_hook: RetellHook, api: respx.MockRouter
+) -> None:
+    listing = lists(api, [OLD], [OLD], [OLD])
     create = api.post(CREATE).mock(
         side_effect=[httpx.Response(503), httpx.Response(201, json=new_batch("tcbj_second"))]
     )
-    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_second"
+    assert unsettled_hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_second"
     assert create.call_count == 2
-    assert listing.call_count == 2
+    assert listing.call_count == 3  # before, after the lost reply, before the second create
 
 
-def test_lost_replies_until_retries_run_out(hook: RetellHook, api: respx.MockRouter) -> None:
-    listing = lists(api, [OLD], [OLD], [OLD], [OLD])
+def test_lost_replies_are_resent_at_most_max_retries_times(
+    unsettled_hook: RetellHook, api: respx.MockRouter
+) -> None:
+    listing = api.get(LIST_BATCHES).respond(200, json=page([OLD]))
     create = api.post(CREATE).respond(503)
     with pytest.raises(RetellAPIError) as info:
-        hook.create_batch_test(LLM_ENGINE, IDS)
+        unsettled_hook.create_batch_test(LLM_ENGINE, IDS)
     assert info.value.status_code == 503
+    assert "3 creates" in str(info.value)
     assert create.call_count == 3
-    assert listing.call_count == 4
-
-
-def test_two_new_candidates_fail_without_creating_again(hook: RetellHook, api: respx.MockRouter) -> None:
-    listing = lists(api, [OLD], [new_batch("tcbj_x"), new_batch("tcbj_y"), OLD])
-    ran(api, "tcbj_x")
-    ran(api, "tcbj_y")
-    create = api.post(CREATE).mock(
-        side_effect=[httpx.Response(502), httpx.Response(201, json=new_batch("z"))]
-    )
-    with pytest.raises(RetellPermanentError) as info:
-        hook.create_batch_test(LLM_ENGINE, IDS)
-    assert "tcbj_x" in str(info.value)
-    assert "tcbj_y" in str(info.value)
-    assert create.call_count == 1
-    assert listing.call_count == 2
-
-
-@pytest.mark.parametrize(
-    ("before", "after"),
-    [
-        pytest.param([new_batch("tcbj_pre")], [new_batch("tcbj_pre")], id="existed-before-create"),
-        pytest.param([], [new_batch("tcbj_n", total=4)], id="other-total-count"),
-        pytest.param([], [new_batch("tcbj_n", engine={**LLM_ENGINE, "version": 3})], id="other-version"),
-        pytest.param([], [new_batch("tcbj_n", engine={**LLM_ENGINE, "llm_id": "llm_2"})], id="other-engine"),
-        pytest.param([], [new_batch("tcbj_n", engine=FLOW_ENGINE)], id="other-engine-type"),
-        pytest.param([], [new_batch("tcbj_n", age_s=200)], id="created-before-submit-minus-skew"),
-    ],
-)
-def test_batches_that_are_not_ours_are_never_adopted(
-    hook: RetellHook, api: respx.MockRouter, before: list[dict], after: list[dict]
-) -> None:
-    listing = lists(api, before, after)
-    create = api.post(CREATE).mock(
-        side_effect=[httpx.Response(500), httpx.Response(201, json=new_batch("tcbj_sent_again"))]
-    )
-    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_sent_again"
-    assert create.call_count == 2
-    assert listing.call_count == 2
-
-
-def test_batch_within_clock_skew_is_adopted(hook: RetellHook, api: respx.MockRouter) -> None:
-    lists(api, [], [new_batch("tcbj_skewed", age_s=60)])
-    ran(api, "tcbj_skewed")
-    create = api.post(CREATE).mock(side_effect=[httpx.ReadTimeout("t")])
-    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_skewed"
-    assert create.call_count == 1
-
-
-def test_a_new_batch_of_other_test_cases_is_not_adopted(hook: RetellHook, api: respx.MockRouter) -> None:
-    # same engine and size, created meanwhile by another task: its runs show other test cases
-    listing = lists(api, [], [new_batch("tcbj_theirs")])
-    theirs = ran(api, "tcbj_theirs", ["def_x", "def_y", "def_z"])
-    create = api.post(CREATE).mock(
-        side_effect=[httpx.Response(503), httpx.Response(201, json=new_batch("tcbj_ours"))]
-    )
-    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_ours"
-    assert theirs.call_count == 1
-    assert create.call_count == 2
-    assert listing.call_count == 2
-
-
-def test_a_new_batch_whose_runs_are_not_listed_yet_may_be_ours(
-    hook: RetellHook, api: respx.MockRouter
-) -> None:
-    lists(api, [], [new_batch("tcbj_fresh")])
-    ran(api, "tcbj_fresh", [])
-    create = api.post(CREATE).mock(side_effect=[httpx.Response(504)])
-    assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_fresh"
-    assert create.call_count == 1
-
-
-def test_unversioned_engine_adopts_any_version(hook: RetellHook, api: respx.MockRouter) -> None:
-    lists(api, [], [new_batch("tcbj_v5", engine={**FLOW_ENGINE, "version": 5})])
-    ran(api, "tcbj_v5")
-    create = api.post(CREATE).mock(side_effect=[httpx.Response(504)])
-    assert hook.create_batch_test(FLOW_ENGINE, IDS).id == "tcbj_v5"
-    assert create.call_count == 1
+    assert listing.call_count == 6
 
 
 def test_429_on_create_is_retried_without_listing(hook: RetellHook, api: respx.MockRouter) -> None:
@@ -621,14 +558,19 @@ async def test_acreate_lost_reply_adopts(ahook: RetellHook, api: respx.MockRoute
     assert listing.call_count == 2
 
 
-async def test_acreate_lost_reply_without_batch_sends_again(ahook: RetellHook, api: respx.MockRouter) -> None:
-    listing = lists(api, [OLD], [OLD])
+async def test_acreate_lost_reply_without_batch_sends_again(
+    unsettled_hook: RetellHook, api: respx.MockRouter
+) -> None:
+    listing = lists(api, [OLD], [OLD], [OLD])
     create = api.post(CREATE).mock(
         side_effect=[httpx.Response(502), httpx.Response(201, json=new_batch("tcbj_2"))]
     )
-    assert (await ahook.acreate_batch_test(LLM_ENGINE, IDS)).id == "tcbj_2"
+    try:
+        assert (await unsettled_hook.acreate_batch_test(LLM_ENGINE, IDS)).id == "tcbj_2"
+    finally:
+        await unsettled_hook.aclose()
     assert create.call_count == 2
-    assert listing.call_count == 2
+    assert listing.call_count == 3
 
 
 async def test_acreate_two_candidates_fail(ahook: RetellHook, api: respx.MockRouter) -> None:

@@ -122,7 +122,7 @@ def test_batch_test_tolerates_unknown_status_and_extra_fields() -> None:
     assert batch.status == "queued_for_review"
     assert not batch.is_complete
     assert not batch.has_known_status
-    assert batch.progress() == "2/5 done, 1 failed"
+    assert batch.progress() == "2/5 done: 1 failed, 0 errored"
     summary = batch.summary()
     assert "brand_new_field" not in summary
     assert summary["status"] == "queued_for_review"
@@ -136,11 +136,11 @@ def test_batch_test_known_statuses() -> None:
     assert in_progress.has_known_status
 
 
-def test_progress_counts_errors_as_failed() -> None:
+def test_progress_says_failed_and_errored_apart() -> None:
     batch = BatchTest.model_validate(
         batch_json(status="in_progress", passed=9, failed=2, errored=1, total=40)
     )
-    assert batch.progress() == "12/40 done, 3 failed"
+    assert batch.progress() == "12/40 done: 2 failed, 1 errored"
     assert batch.done_count == 12
 
 
@@ -169,7 +169,7 @@ def test_missing_required_batch_field_is_an_api_error_naming_it(field: str) -> N
 
 def test_mistyped_field_and_non_object_body_are_api_errors() -> None:
     with pytest.raises(RetellAPIError, match="pass_count"):
-        parse_response(BatchTest, batch_json(pass_count=-1), method="GET", path="/p")
+        parse_response(BatchTest, batch_json(pass_count="many"), method="GET", path="/p")
     with pytest.raises(RetellAPIError, match="BatchTest"):
         parse_response(BatchTest, ["not", "an", "object"], method="GET", path="/p")
     with pytest.raises(RetellAPIError, match="BatchTest"):
@@ -192,3 +192,38 @@ def test_test_run_name_falls_back_to_definition_id() -> None:
     assert run.name == "def_9"
     assert not run.is_failed
     assert RunModel.model_validate(run_json("job_2", "error")).is_failed
+
+
+@pytest.mark.parametrize(
+    ("passed", "failed", "errored", "total"),
+    [(0, 0, 0, 5), (1, 0, 0, 5), (7, 0, 0, 5), (-1, 3, 0, 2), (2, -1, 0, 1)],
+)
+def test_counts_that_do_not_add_up_are_named(passed: int, failed: int, errored: int, total: int) -> None:
+    batch = BatchTest.model_validate(batch_json(passed=passed, failed=failed, errored=errored, total=total))
+    (problem,) = batch.count_problems()
+    assert f"{passed} passed + {failed} failed + {errored} errored != {total} total" in problem
+
+
+def test_counts_that_add_up_have_no_problem() -> None:
+    assert BatchTest.model_validate(batch_json(passed=3, failed=1, errored=1)).count_problems() == []
+
+
+@pytest.mark.parametrize(
+    "batch_id", ["..", ".", "x?version=7", "x#y", "a b", "a\nb", "a/b", "%2e%2e", "x" * 129, ""]
+)
+def test_a_reply_with_an_unsafe_batch_id_is_refused(batch_id: str) -> None:
+    with pytest.raises(RetellAPIError, match="test_case_batch_job_id"):
+        parse_response(BatchTest, batch_json(batch_id), method="GET", path="/p")
+
+
+def test_a_huge_status_is_a_broken_reply() -> None:
+    with pytest.raises(RetellAPIError, match="status"):
+        parse_response(BatchTest, batch_json(status="x" * 10_000), method="GET", path="/p")
+
+
+def test_summary_carries_only_known_fields_of_the_engine() -> None:
+    payload = batch_json(nested={"deep": ["x"] * 1000})
+    payload["response_engine"]["blob"] = "y" * 100_000
+    summary = parse_response(BatchTest, payload, method="GET", path="/p").summary()
+    assert "nested" not in summary
+    assert set(summary["response_engine"]) <= {"type", "llm_id", "conversation_flow_id", "version"}

@@ -1,4 +1,4 @@
-"""Marking a waiting task failed says the batch keeps running in Retell (there is no cancel API)."""
+"""Marking a waiting task failed says the run's batches keep running in Retell (there is no cancel API)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
+from airflow_provider_retell.waiting import STATE_KEY
+from tests.fakes import FakeStore, fake_context
 
 
 @pytest.mark.parametrize(
@@ -18,11 +20,13 @@ from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
     ],
     ids=["operator", "sensor"],
 )
-def test_on_kill_logs_that_the_batch_keeps_running(task) -> None:
+def test_on_kill_logs_that_the_batches_keep_running(task) -> None:
     with mock.patch.object(type(task), "log", new_callable=mock.PropertyMock) as log:
         task.on_kill()  # before any batch: nothing to say
+        task._waiter(fake_context())
+        task.on_kill()  # a waiter, but no batch yet
         assert log.return_value.warning.call_count == 0
-        task._waiting_for = "tcbj_1"
+        task._waiter(fake_context(FakeStore({STATE_KEY: {"batch_test_id": "tcbj_1", "deadline": 1e12}})))
         task.on_kill()
     ((args, _),) = log.return_value.warning.call_args_list
     text = args[0] % args[1:]

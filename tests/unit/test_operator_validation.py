@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import respx
 from _retell_helpers import API_KEY, BASE_URL, FLOW_ENGINE, LLM_ENGINE, batch_json, page
@@ -69,8 +70,24 @@ def test_default_gate_params_are_fine_without_waiting() -> None:
 
 
 @pytest.mark.parametrize("argument", ["poll_interval", "timeout"])
-@pytest.mark.parametrize("value", [0, -1, -0.5, timedelta(0), timedelta(seconds=-5), "60", None, True])
-def test_non_positive_durations_are_refused(argument: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        -0.5,
+        timedelta(0),
+        timedelta(seconds=-5),
+        "60",
+        None,
+        True,
+        float("nan"),
+        float("inf"),
+        1e14,
+        timedelta(days=8),
+    ],
+)
+def test_bad_durations_are_refused(argument: str, value: Any) -> None:
     with pytest.raises(RetellInputError, match=argument):
         operator(**{argument: value})
 
@@ -81,8 +98,8 @@ def test_durations_accept_seconds_and_timedelta() -> None:
 
 
 @pytest.mark.parametrize("argument", ["poke_interval", "timeout"])
-@pytest.mark.parametrize("value", [0, -1, timedelta(seconds=-5)])
-def test_sensor_non_positive_durations_are_refused(argument: str, value: Any) -> None:
+@pytest.mark.parametrize("value", [0, -1, timedelta(seconds=-5), float("nan"), float("inf"), 1e14])
+def test_sensor_bad_durations_are_refused(argument: str, value: Any) -> None:
     """A zero poke interval would poll Retell in a tight loop (and a deferred trigger likewise)."""
     with pytest.raises(ValueError, match=argument):
         RetellBatchTestSensor(task_id="wait", batch_test_id="tcbj_1", **{argument: value})
@@ -92,7 +109,7 @@ def test_sensor_durations() -> None:
     sensor = RetellBatchTestSensor(
         task_id="wait", batch_test_id="tcbj_1", poke_interval=timedelta(seconds=30), timeout=600
     )
-    assert (sensor.poll_interval, sensor.wait_timeout) == (30.0, 600.0)
+    assert (sensor.poke_interval, sensor.timeout) == (30.0, 600.0)
 
 
 def test_template_fields() -> None:
@@ -121,7 +138,9 @@ RENDERED_WRONG = [
     ({"test_case_definition_ids": "def_a"}, "test_case_definition_ids"),
     ({"test_case_definition_ids": '["def_a", "def_b"]'}, "test_case_definition_ids"),
     ({"test_case_definition_ids": []}, "test_case_definition_ids"),
-    ({"test_case_definition_ids": [f"d{i}" for i in range(201)]}, "test_case_definition_ids"),
+    ({"test_case_definition_ids": [f"d{i}" for i in range(20_001)]}, "test_case_definition_ids"),
+    ({"test_case_definition_ids": ["def_a", "../def_b"]}, "test_case_definition_ids"),
+    ({"test_case_definition_ids": ["def_a", "x?version=7"]}, "test_case_definition_ids"),
     ({"test_case_definition_ids": ["def_a", "def_b", "def_a"]}, "test_case_definition_ids"),
     ({"test_case_definition_ids": ["def_a", ""]}, "test_case_definition_ids"),
     ({"test_case_definition_ids": ["def_a", "   "]}, "test_case_definition_ids"),
@@ -132,6 +151,13 @@ RENDERED_WRONG = [
     ({"agent_id": 42}, "agent_id"),
     ({"agent_id": ["agent_support"]}, "agent_id"),
     ({"agent_id": "agents/support"}, "agent_id"),
+    ({"agent_id": ".."}, "agent_id"),
+    ({"agent_id": "."}, "agent_id"),
+    ({"agent_id": "x#y"}, "agent_id"),
+    ({"agent_id": "agent\x00x"}, "agent_id"),
+    ({"agent_id": "agent x"}, "agent_id"),
+    ({"agent_id": None, "response_engine": {**LLM_ENGINE, "verison": 3}}, "verison"),
+    ({"agent_id": None, "response_engine": {"type": "retell-llm", "llm_id": "llm_1?version=2"}}, "llm_id"),
     ({"agent_version": -1}, "agent_version"),
     ({"agent_version": "2"}, "agent_version"),
     ({"agent_version": 1.5}, "agent_version"),
@@ -207,7 +233,10 @@ def test_connection_without_key_fails_before_http(
         ({"batch_test_id": "   "}, "batch_test_id"),
         ({"batch_test_id": None}, "batch_test_id"),
         ({"batch_test_id": 12}, "batch_test_id"),
-        ({"batch_test_id": ["tcbj_1"]}, "batch_test_id"),
+        ({"batch_test_id": []}, "batch_test_id"),
+        ({"batch_test_id": ["tcbj_1", "tcbj_1"]}, "batch_test_id"),
+        ({"batch_test_id": ["tcbj_1", ".."]}, "batch_test_id"),
+        ({"batch_test_id": "tcbj_1/../x"}, "batch_test_id"),
         *GATE_WRONG,
     ],
     ids=repr,
@@ -253,7 +282,7 @@ def test_operator_starts_one_batch_and_pushes_its_id(
     )
     op = operator(retell_unit_conn)
     assert op.execute(context) == "tcbj_new"
-    assert context["ti"].pushed == [("batch_test_id", "tcbj_new")]
+    assert context["ti"].pushed == [("batch_test_id", "tcbj_new"), ("batch_test_ids", ["tcbj_new"])]
     assert json.loads(create.calls.last.request.content) == {
         "response_engine": FLOW_ENGINE,
         "test_case_definition_ids": ["def_a", "def_b"],
@@ -267,7 +296,7 @@ def test_operator_reattaches_instead_of_creating(
 ) -> None:
     context["task_state_store"] = FakeStore({STATE_KEY: {"batch_test_id": "tcbj_earlier", "deadline": None}})
     assert operator(retell_unit_conn).execute(context) == "tcbj_earlier"
-    assert context["ti"].pushed == [("batch_test_id", "tcbj_earlier")]
+    assert context["ti"].pushed == [("batch_test_id", "tcbj_earlier"), ("batch_test_ids", ["tcbj_earlier"])]
     assert api.calls.call_count == 0
 
 
@@ -334,14 +363,19 @@ def test_sensor_unknown_batch_fails_naming_batch_test_id(
     assert route.call_count == 1
 
 
-def test_running_every_definition_of_an_engine_with_more_than_200_fails_without_create(
+def test_running_every_definition_past_200_splits_into_batches(
     retell_unit_conn: str, context: dict[str, Any], api: respx.MockRouter
 ) -> None:
-    api.get("/v2/list-test-case-definitions").respond(
-        200, json=definitions(*(f"def_{i}" for i in range(201)))
-    )
-    create = api.post("/create-batch-test").respond(201, json=batch_json())
-    with pytest.raises(RetellInputError, match="test_case_definition_ids=None") as info:
-        operator(retell_unit_conn, agent_id=None, response_engine=LLM_ENGINE).execute(context)
-    assert "201 definitions" in str(info.value)
-    assert create.call_count == 0
+    ids = [f"def_{i}" for i in range(450)]
+    api.get("/v2/list-test-case-definitions").respond(200, json=definitions(*ids))
+    api.get("/v2/list-batch-tests").respond(200, json=page([]))
+    replies = [
+        batch_json(f"tcbj_{n}", status="in_progress", passed=0, total=t) for n, t in enumerate((200, 200, 50))
+    ]
+    create = api.post("/create-batch-test").mock(side_effect=[httpx.Response(201, json=r) for r in replies])
+    started = operator(retell_unit_conn, agent_id=None, response_engine=LLM_ENGINE).execute(context)
+    assert started == ["tcbj_0", "tcbj_1", "tcbj_2"]
+    sent = [json.loads(call.request.content)["test_case_definition_ids"] for call in create.calls]
+    assert sent == [ids[:200], ids[200:400], ids[400:]]
+    assert context["ti"].pushed[-1] == ("batch_test_ids", ["tcbj_0", "tcbj_1", "tcbj_2"])
+    assert context["task_state_store"].data == {}

@@ -10,17 +10,20 @@ from typing import Any
 import pytest
 from _retell_helpers import FLOW_ENGINE, LLM_ENGINE, batch_json, run_json
 
+from airflow_provider_retell.contracts import BatchTestResult
 from airflow_provider_retell.exceptions import RetellInputError
 from airflow_provider_retell.models import BatchTest
 from airflow_provider_retell.models import TestRun as RunModel
 from airflow_provider_retell.results import (
     MAX_EXPLANATION_CHARS,
     MAX_FAILED_CASES,
+    MAX_RESULT_BYTES,
     QualityGate,
     build_result,
     failed_cases_table,
     gate_failure_message,
 )
+from airflow_provider_retell.verdict import Outcome
 
 
 def make_batch(*args: Any, **kw: Any) -> BatchTest:
@@ -29,6 +32,31 @@ def make_batch(*args: Any, **kw: Any) -> BatchTest:
 
 def make_run(*args: Any, **kw: Any) -> RunModel:
     return RunModel.model_validate(run_json(*args, **kw))
+
+
+def outcome(batch: BatchTest, runs: list[RunModel] | tuple = (), **fields: Any) -> Outcome:
+    """A one-batch run as the verdict step would judge it (counts taken from the batch)."""
+    values: dict[str, Any] = {
+        "batches": [batch],
+        "reruns": [],
+        "pass_count": batch.pass_count,
+        "fail_count": batch.fail_count,
+        "error_count": batch.error_count,
+        "total_count": batch.total_count,
+        "problems": batch.count_problems(),
+        "failed": [r for r in runs if r.is_failed],
+        "flaky": [],
+    }
+    return Outcome(**{**values, **fields})
+
+
+def result_of(
+    batch: BatchTest,
+    runs: list[RunModel] | tuple = (),
+    gate: QualityGate | None = None,
+    agent_id: str | None = None,
+) -> BatchTestResult:
+    return build_result(outcome(batch, runs), gate or QualityGate(), agent_id=agent_id)
 
 
 # -- QualityGate.from_params ----------------------------------------------------------------------
@@ -122,15 +150,15 @@ def test_from_params_rejects_bad_values_naming_the_argument(kwargs: dict, argume
 )
 def test_reasons(gate: QualityGate, counts: tuple[int, int, int], expected: list[str]) -> None:
     passed, failed, errored = counts
-    assert gate.reasons(make_batch(passed=passed, failed=failed, errored=errored)) == expected
+    assert gate.reasons(outcome(make_batch(passed=passed, failed=failed, errored=errored))) == expected
 
 
 def test_pass_rate_boundary_with_float_rounding() -> None:
     # 7/10 == 0.7 exactly as floats compare; equal to the bound must pass.
-    assert QualityGate(None, None, 0.7).reasons(make_batch(passed=7, failed=3)) == []
+    assert QualityGate(None, None, 0.7).reasons(outcome(make_batch(passed=7, failed=3))) == []
     # 2/3 against 0.66: above, passes; against 0.67: below, fails.
-    assert QualityGate(None, None, 0.66).reasons(make_batch(passed=2, failed=1)) == []
-    assert QualityGate(None, None, 0.67).reasons(make_batch(passed=2, failed=1)) != []
+    assert QualityGate(None, None, 0.66).reasons(outcome(make_batch(passed=2, failed=1))) == []
+    assert QualityGate(None, None, 0.67).reasons(outcome(make_batch(passed=2, failed=1))) != []
 
 
 @pytest.mark.parametrize(
@@ -146,30 +174,15 @@ def test_empty_batch_only_fail_on_empty_decides(gate: QualityGate) -> None:
     empty = make_batch(passed=0, total=0)
     failing = QualityGate(gate.max_failures, gate.max_errors, gate.min_pass_rate, fail_on_empty=True)
     passing = QualityGate(gate.max_failures, gate.max_errors, gate.min_pass_rate, fail_on_empty=False)
-    reasons = failing.reasons(empty)
+    reasons = failing.reasons(outcome(empty))
     assert len(reasons) == 1
     assert "fail_on_empty" in reasons[0]
-    assert passing.reasons(empty) == []
+    assert passing.reasons(outcome(empty)) == []
 
 
 # -- build_result ---------------------------------------------------------------------------------
 
-RESULT_KEYS = {
-    "batch_test_id",
-    "status",
-    "response_engine",
-    "pass_count",
-    "fail_count",
-    "error_count",
-    "total_count",
-    "pass_rate",
-    "gate_passed",
-    "gate_reasons",
-    "failed_test_cases",
-    "created_at",
-    "completed_at",
-    "url",
-}
+RESULT_KEYS = set(BatchTestResult.__required_keys__)
 
 
 def test_build_result_exact_dict() -> None:
@@ -187,7 +200,7 @@ def test_build_result_exact_dict() -> None:
         make_run("job_f", "fail", definition_id="def_f", name="Refund", explanation="did not refund"),
         make_run("job_e", "error", definition_id="def_e", explanation=None),
     ]
-    result = build_result(batch, runs, QualityGate(), agent_id="agent_support")
+    result = result_of(batch, runs, QualityGate(), agent_id="agent_support")
     assert result == {
         "batch_test_id": "tcbj_42",
         "status": "complete",
@@ -215,16 +228,20 @@ def test_build_result_exact_dict() -> None:
                 "result_explanation": None,
             },
         ],
+        "batch_test_ids": ["tcbj_42"],
+        "reruns": [],
+        "flaky_test_cases": [],
         "created_at": "2023-11-14T22:13:20.123000+00:00",
         "completed_at": "2023-11-14T22:14:50+00:00",
         "url": "https://dashboard.retellai.com/agents/agent_support",
+        "truncated": False,
     }
     assert json.loads(json.dumps(result)) == result
 
 
 def test_build_result_passing_gate_and_conversation_flow_engine() -> None:
     batch = make_batch(engine={**FLOW_ENGINE, "version": 4, "unknown": "x"}, passed=8)
-    result = build_result(batch, [], QualityGate())
+    result = result_of(batch, [], QualityGate())
     assert set(result) == RESULT_KEYS
     assert result["gate_passed"] is True
     assert result["gate_reasons"] == []
@@ -235,21 +252,21 @@ def test_build_result_passing_gate_and_conversation_flow_engine() -> None:
 
 
 def test_pass_rate_is_unrounded() -> None:
-    result = build_result(make_batch(passed=2, failed=1), [], QualityGate(None, None))
+    result = result_of(make_batch(passed=2, failed=1), [], QualityGate(None, None))
     assert result["pass_rate"] == 2 / 3
     assert result["pass_rate"] != round(2 / 3, 2)
 
 
 @pytest.mark.parametrize("fail_on_empty", [True, False])
 def test_empty_batch_result(fail_on_empty: bool) -> None:
-    result = build_result(make_batch(passed=0, total=0), [], QualityGate(fail_on_empty=fail_on_empty))
+    result = result_of(make_batch(passed=0, total=0), [], QualityGate(fail_on_empty=fail_on_empty))
     assert result["pass_rate"] is None
     assert result["total_count"] == 0
     assert result["gate_passed"] is (not fail_on_empty)
 
 
 def test_timestamps_are_iso_8601_utc() -> None:
-    result = build_result(make_batch(created_ms=0, modified_ms=86_400_000), [], QualityGate())
+    result = result_of(make_batch(created_ms=0, modified_ms=86_400_000), [], QualityGate())
     assert result["created_at"] == "1970-01-01T00:00:00+00:00"
     assert result["completed_at"] == "1970-01-02T00:00:00+00:00"
     for key in ("created_at", "completed_at"):
@@ -258,10 +275,8 @@ def test_timestamps_are_iso_8601_utc() -> None:
         assert parsed.utcoffset().total_seconds() == 0
 
 
-def test_completed_at_none_when_not_complete_or_unknown() -> None:
-    in_progress = build_result(make_batch(status="in_progress"), [], QualityGate())
-    assert in_progress["completed_at"] is None
-    no_modified = build_result(make_batch(modified_ms=None), [], QualityGate())
+def test_completed_at_none_when_unknown() -> None:
+    no_modified = result_of(make_batch(modified_ms=None), [], QualityGate())
     assert no_modified["completed_at"] is None
 
 
@@ -271,7 +286,7 @@ def test_failed_test_cases_only_fail_and_error_at_most_50() -> None:
         for i in range(200)
     ]
     batch = make_batch(passed=40, failed=40, errored=40, total=200)
-    cases = build_result(batch, runs, QualityGate())["failed_test_cases"]
+    cases = result_of(batch, runs, QualityGate())["failed_test_cases"]
     assert len(cases) == MAX_FAILED_CASES == 50
     assert {c["status"] for c in cases} == {"fail", "error"}
     # In run order, the first 50 failed ones.
@@ -283,7 +298,7 @@ def test_explanation_is_truncated_to_500_chars() -> None:
     long_text = "x" * 2000
     exact = "y" * MAX_EXPLANATION_CHARS
     runs = [make_run("job_1", "fail", explanation=long_text), make_run("job_2", "fail", explanation=exact)]
-    cases = build_result(make_batch(passed=0, failed=2), runs, QualityGate())["failed_test_cases"]
+    cases = result_of(make_batch(passed=0, failed=2), runs, QualityGate())["failed_test_cases"]
     assert len(cases[0]["result_explanation"]) == MAX_EXPLANATION_CHARS == 500
     assert cases[0]["result_explanation"].startswith("x" * 400)
     assert cases[1]["result_explanation"] == exact
@@ -291,7 +306,7 @@ def test_explanation_is_truncated_to_500_chars() -> None:
 
 def test_result_has_no_transcript() -> None:
     run = make_run("job_1", "fail", explanation="bad", transcript_snapshot=[{"content": "SECRET-TRANSCRIPT"}])
-    result = build_result(make_batch(passed=0, failed=1), [run], QualityGate())
+    result = result_of(make_batch(passed=0, failed=1), [run], QualityGate())
     assert "SECRET-TRANSCRIPT" not in json.dumps(result)
 
 
@@ -326,7 +341,7 @@ def test_gate_failure_message_contains_counts_reasons_and_cases() -> None:
         make_run("job_f", "fail", name="Refund", explanation="did not refund"),
         make_run("job_e", "error", name="Transfer", explanation="tool timed out"),
     ]
-    result = build_result(make_batch("tcbj_7", passed=8, failed=1, errored=1), runs, QualityGate())
+    result = result_of(make_batch("tcbj_7", passed=8, failed=1, errored=1), runs, QualityGate())
     message = gate_failure_message(result)
     assert "tcbj_7" in message
     assert "1 failed, more than max_failures=0" in message
@@ -341,3 +356,54 @@ def test_gate_params_nan_and_inf_bounds_do_not_slip_through() -> None:
     for value in (math.nan, math.inf, -math.inf):
         with pytest.raises(RetellInputError, match="max_errors"):
             QualityGate.from_params(max_errors=value)
+
+
+# -- bounds: the result stays small whatever Retell sends -----------------------------------------
+
+
+@pytest.mark.parametrize("char", ["x", "é", "\u2603", "\U0001f600", "\x00"])
+def test_the_result_stays_within_its_size_bound(char: str) -> None:
+    runs = [
+        make_run(f"job_{i}", "fail", definition_id=f"def_{i}", name=char * 5000, explanation=char * 90_000)
+        for i in range(200)
+    ]
+    flaky = runs[:120]
+    huge = outcome(make_batch(passed=0, failed=200, total=200), runs, flaky=flaky)
+    result = build_result(huge, QualityGate())
+    size = len(json.dumps(result).encode())
+    assert size <= MAX_RESULT_BYTES
+    assert result["truncated"] is True
+    assert result["failed_test_cases"]  # cut, not emptied without need
+    assert all(
+        len(c["name"]) <= 200 and len(c["result_explanation"] or "") <= 500
+        for c in result["failed_test_cases"]
+    )
+    assert result["fail_count"] == 200  # the counts are never cut
+
+
+def test_a_normal_result_is_not_marked_truncated() -> None:
+    runs = [make_run(f"job_{i}", "fail", definition_id=f"def_{i}") for i in range(10)]
+    result = result_of(make_batch(passed=0, failed=10), runs)
+    assert result["truncated"] is False
+    assert len(result["failed_test_cases"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("passed", "failed", "errored", "total"), [(0, 0, 0, 5), (1, 0, 0, 5), (7, 0, 0, 5), (-1, 0, 0, -1)]
+)
+def test_counts_that_do_not_add_up_fail_every_gate(
+    passed: int, failed: int, errored: int, total: int
+) -> None:
+    lenient = QualityGate(max_failures=None, max_errors=None, min_pass_rate=None, fail_on_empty=False)
+    result = result_of(make_batch(passed=passed, failed=failed, errored=errored, total=total), gate=lenient)
+    assert result["gate_passed"] is False
+    assert (
+        f"{passed} passed + {failed} failed + {errored} errored != {total} total" in result["gate_reasons"][0]
+    )
+
+
+def test_many_problems_are_capped_in_the_reasons() -> None:
+    problems = [f"batch test tcbj_{i} reports counts that do not add up" for i in range(100)]
+    result = build_result(outcome(make_batch(), problems=problems), QualityGate())
+    assert len(result["gate_reasons"]) == 20
+    assert result["gate_reasons"][-1] == "and 81 more reasons"

@@ -20,13 +20,13 @@ from airflow_provider_retell.retry import RetryPolicy, is_transient
 
 
 def transport_error(cls: type[Exception] = httpx.ReadTimeout) -> RetellAPIError:
-    try:
-        try:
-            raise cls("boom")
-        except httpx.TransportError as exc:
-            raise RetellAPIError(f"{cls.__name__}: boom", method="GET", path="/p") from exc
-    except RetellAPIError as err:
-        return err
+    """What the hook makes of an httpx failure without a reply."""
+    from airflow_provider_retell.connection import RetellConnectionSettings
+    from airflow_provider_retell.hooks.retell import _transport_error
+    from airflow_provider_retell.operations import Call
+
+    settings = RetellConnectionSettings(base_url="http://127.0.0.1:9", api_key="key_unit_test")
+    return _transport_error(cls("boom"), Call("GET", "/p"), settings)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
@@ -136,3 +136,44 @@ def test_before_sleep_logs_each_retry() -> None:
     assert len(log.lines) == 2
     assert "retry 1/2" in log.lines[0]
     assert "HTTP 502" in log.lines[0]
+
+
+@pytest.mark.parametrize(
+    ("cls", "transient", "maybe_applied"),
+    [
+        (httpx.ConnectError, True, False),
+        (httpx.ConnectTimeout, True, False),
+        (httpx.PoolTimeout, True, False),
+        (httpx.ReadTimeout, True, True),
+        (httpx.WriteTimeout, True, True),
+        (httpx.RemoteProtocolError, True, True),
+        (httpx.ReadError, True, True),
+        (httpx.LocalProtocolError, False, False),
+    ],
+)
+def test_what_a_failure_without_a_reply_means(
+    cls: type[Exception], transient: bool, maybe_applied: bool
+) -> None:
+    error = transport_error(cls)
+    assert (error.transient, error.maybe_applied) == (transient, maybe_applied)
+
+
+@pytest.mark.parametrize(
+    ("status", "maybe_applied"),
+    [(429, False), (400, False), (404, False), (408, True), (500, True), (504, True)],
+)
+def test_which_statuses_may_have_been_applied(status: int, maybe_applied: bool) -> None:
+    assert RetellAPIError("x", status_code=status).maybe_applied is maybe_applied
+
+
+def test_outage_policy_backs_off_from_the_poll_interval_and_honours_retry_after() -> None:
+    from airflow_provider_retell.retry import MAX_BACKOFF_SECONDS, OutagePolicy
+
+    policy = OutagePolicy(poll_interval=2.0)
+    assert policy.delay(0) == 2.0
+    assert [policy.delay(n) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, 16.0]
+    assert policy.delay(50) == MAX_BACKOFF_SECONDS
+    assert policy.delay(1, RetellAPIError("slow down", status_code=429, retry_after=30)) == 30.0
+    assert policy.delay(1, RetellAPIError("x", status_code=429, retry_after=float("nan"))) == 2.0
+    assert policy.delay(1, RetellAPIError("x", status_code=429, retry_after=1e12)) == 3600.0
+    assert OutagePolicy(poll_interval=86_400).delay(5) == 86_400  # never below the interval

@@ -14,13 +14,13 @@ import respx
 from _retell_helpers import API_KEY, BASE_URL, batch_json
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_retell import connection as connection_module
+from airflow_provider_retell import transport as connection_module
 from airflow_provider_retell.exceptions import STATUS_MEANINGS
 from airflow_provider_retell.models import BatchTest
 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
 
 GET_PATH = "/get-batch-test/tcbj_1"
-POLL = 0.01
+POLL = 0.1  # the shortest poll interval allowed
 
 
 @pytest.fixture
@@ -85,10 +85,57 @@ def test_serialize_round_trips() -> None:
     assert restored.end_time == end_time
     assert kwargs == {
         "batch_test_id": "tcbj_1",
+        "batch_test_ids": ["tcbj_1"],
         "retell_conn_id": "retell_default",
         "poll_interval": 30.0,
         "end_time": end_time,
+        "first_poll_at": None,
+        "schema_version": 2,
     }
+
+
+def test_the_previous_releases_kwargs_still_resume() -> None:
+    """A task deferred under 0.1.0 resumes after an upgrade: its stored kwargs build the new trigger."""
+    old = {
+        "batch_test_id": "tcbj_1",
+        "retell_conn_id": "retell_default",
+        "poll_interval": 30.0,
+        "end_time": 1e9,
+    }
+    trigger = RetellBatchTestTrigger(**old)
+    assert trigger.batch_test_ids == ["tcbj_1"]
+    assert (trigger.poll_interval, trigger.end_time, trigger.first_poll_at) == (30.0, 1e9, None)
+
+
+def test_several_batches_round_trip() -> None:
+    trigger = RetellBatchTestTrigger(
+        batch_test_ids=["tcbj_1", "tcbj_2"], poll_interval=5, end_time=1e9, first_poll_at=2e9
+    )
+    _, kwargs = trigger.serialize()
+    assert RetellBatchTestTrigger(**kwargs).serialize()[1] == kwargs
+    assert kwargs["batch_test_id"] == "tcbj_1"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"batch_test_id": "../x"},
+        {"batch_test_ids": []},
+        {"batch_test_ids": ["tcbj_1", "tcbj_1"]},
+        {"poll_interval": 0},
+        {"poll_interval": float("nan")},
+        {"end_time": float("inf")},
+        {"end_time": "soon"},
+        {"first_poll_at": float("nan")},
+    ],
+    ids=repr,
+)
+def test_bad_kwargs_are_refused(kwargs: dict[str, Any]) -> None:
+    from airflow_provider_retell.exceptions import RetellInputError
+
+    base: dict[str, Any] = {"batch_test_id": "tcbj_1", "poll_interval": 1, "end_time": 1e9}
+    with pytest.raises(RetellInputError):
+        RetellBatchTestTrigger(**{**base, **kwargs})
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -123,26 +170,28 @@ async def test_deadline_in_the_past_gives_one_timeout_event(
     assert payload["batch_test_id"] == "tcbj_1"
     assert "tcbj_1" in payload["message"]
     assert "keeps running in Retell" in payload["message"]
-    assert "3/12 done, 1 failed" in payload["message"]
-    assert payload["batch_test"]["status"] == "in_progress"
+    assert "3/12 done: 1 failed, 0 errored" in payload["message"]
+    assert "batch_test" not in payload  # a timeout carries no batch: nothing to judge
     assert route.call_count == 1
 
 
 async def test_deadline_passes_while_polling(no_retry_conn: str, api: respx.MockRouter) -> None:
     api.get(GET_PATH).respond(200, json=in_progress(1))
     started = time.monotonic()
-    events = await collect(make_trigger(no_retry_conn, end_in=0.15))
+    events = await collect(make_trigger(no_retry_conn, end_in=0.3))
     assert [e.payload["status"] for e in events] == ["timeout"]
     assert time.monotonic() - started < 2
 
 
 async def test_timeout_while_retell_is_down(no_retry_conn: str, api: respx.MockRouter) -> None:
-    api.get(GET_PATH).respond(503)
-    events = await collect(make_trigger(no_retry_conn, end_in=0.1))
+    route = api.get(GET_PATH).respond(503)
+    events = await collect(make_trigger(no_retry_conn, end_in=0.5))
     assert len(events) == 1
     assert events[0].payload["status"] == "timeout"
     assert "batch_test" not in events[0].payload
     assert "keeps running in Retell" in events[0].payload["message"]
+    assert "HTTP 503" in events[0].payload["message"]  # the last error is named
+    assert route.call_count >= 2  # kept trying until the deadline
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
@@ -236,11 +285,11 @@ async def test_progress_logged_at_most_once_per_poll(
     events = await collect(make_trigger(no_retry_conn))
     assert events[0].payload["status"] == "complete"
     infos = trigger_log.messages("info")
-    progress = [m for m in infos if " done, " in m]
+    progress = [m for m in infos if " done: " in m]
     assert len(progress) <= route.call_count
-    assert sum("3/12 done, 1 failed" in m for m in progress) == 1
-    assert sum("1/12 done, 0 failed" in m for m in progress) == 1
-    assert any("12/12 done, 1 failed" in m for m in progress)
+    assert sum("3/12 done: 1 failed, 0 errored" in m for m in progress) == 1
+    assert sum("1/12 done: 0 failed, 0 errored" in m for m in progress) == 1
+    assert any("12/12 done: 1 failed, 0 errored" in m for m in progress)
 
 
 @pytest.fixture
@@ -274,7 +323,11 @@ async def test_concurrent_triggers_share_one_pool(
 ) -> None:
     for n in range(5):
         api.get(f"/get-batch-test/tcbj_{n}").mock(
-            side_effect=replies(in_progress(1), in_progress(2), batch_json(f"tcbj_{n}"))
+            side_effect=replies(
+                in_progress(1, batch_id=f"tcbj_{n}"),
+                in_progress(2, batch_id=f"tcbj_{n}"),
+                batch_json(f"tcbj_{n}"),
+            )
         )
     triggers = [make_trigger(no_retry_conn, batch_id=f"tcbj_{n}") for n in range(5)]
     results = await asyncio.gather(*(collect(t) for t in triggers))
@@ -304,9 +357,9 @@ async def test_on_kill_says_the_batch_keeps_running(trigger_log: RecordingLog) -
 async def test_a_hanging_poll_is_cut_at_the_deadline(
     no_retry_conn: str, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_retell.triggers import batch_test as trigger_module
+    from airflow_provider_retell.hooks import retell as hook_module
 
-    monkeypatch.setattr(trigger_module, "POLL_GRACE_SECONDS", 0.05)
+    monkeypatch.setattr(hook_module, "LAST_POLL_GRACE_SECONDS", 0.05)
 
     async def hang(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(5)
@@ -318,3 +371,81 @@ async def test_a_hanging_poll_is_cut_at_the_deadline(
     assert time.monotonic() - started < 2  # the deadline (0.2 s) plus the grace, not the 5 s hang
     assert [e.payload["status"] for e in events] == ["timeout"]
     assert "tcbj_1" in events[0].payload["message"]
+
+
+async def test_the_first_poll_waits_when_the_task_has_just_polled(
+    no_retry_conn: str, api: respx.MockRouter
+) -> None:
+    route = api.get(GET_PATH).respond(200, json=batch_json())
+    trigger = RetellBatchTestTrigger(
+        batch_test_id="tcbj_1",
+        retell_conn_id=no_retry_conn,
+        poll_interval=0.5,
+        end_time=time.time() + 30,
+        first_poll_at=time.time() + 0.5,
+    )
+    started = time.monotonic()
+    events = await collect(trigger)
+    assert events[0].payload["status"] == "complete"
+    assert route.call_count == 1
+    assert time.monotonic() - started >= 0.45
+
+
+async def test_several_batches_give_one_event_with_every_summary(
+    no_retry_conn: str, api: respx.MockRouter
+) -> None:
+    api.get("/get-batch-test/tcbj_1").mock(
+        side_effect=replies(in_progress(1, batch_id="tcbj_1"), batch_json("tcbj_1"))
+    )
+    second = api.get("/get-batch-test/tcbj_2").mock(
+        side_effect=replies(
+            *[in_progress(n, batch_id="tcbj_2") for n in range(3)], batch_json("tcbj_2", failed=1)
+        )
+    )
+    trigger = RetellBatchTestTrigger(
+        batch_test_ids=["tcbj_1", "tcbj_2"],
+        retell_conn_id=no_retry_conn,
+        poll_interval=POLL,
+        end_time=time.time() + 30,
+    )
+    (event,) = await collect(trigger)
+    payload = event.payload
+    assert payload["status"] == "complete"
+    assert payload["batch_test_ids"] == ["tcbj_1", "tcbj_2"]
+    assert [b["test_case_batch_job_id"] for b in payload["batch_tests"]] == ["tcbj_1", "tcbj_2"]
+    assert second.call_count == 4
+
+
+async def test_a_reply_about_another_batch_is_an_error(no_retry_conn: str, api: respx.MockRouter) -> None:
+    api.get(GET_PATH).respond(200, json=batch_json("tcbj_other"))
+    (event,) = await collect(make_trigger(no_retry_conn))
+    assert event.payload["status"] == "error"
+    assert "tcbj_other" in event.payload["message"]
+
+
+async def test_the_shared_pool_keeps_every_connection_alive_and_bounds_requests_in_flight(
+    no_retry_conn: str, api: respx.MockRouter
+) -> None:
+    in_flight = peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return httpx.Response(200, json=batch_json(request.url.path.rsplit("/", 1)[1]))
+
+    api.route(method="GET", path__startswith="/get-batch-test/").mock(side_effect=slow)
+    triggers = [make_trigger(no_retry_conn, batch_id=f"tcbj_{n}") for n in range(60)]
+    tasks = [asyncio.ensure_future(collect(t)) for t in triggers]
+    for _ in range(1000):  # the triggers acquire the shared client on their first poll
+        if pool_entries():
+            break
+        await asyncio.sleep(0.005)
+    (entry,) = pool_entries()
+    pool = entry.client._transport._pool
+    assert pool._max_keepalive_connections == pool._max_connections == connection_module.POOL_SIZE
+    results = await asyncio.gather(*tasks)
+    assert all(r[0].payload["status"] == "complete" for r in results)
+    assert peak <= connection_module.POOL_SIZE
