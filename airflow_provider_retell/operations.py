@@ -296,7 +296,7 @@ def poll_until_complete(
         else:
             failures, error = 0, None
             progress.show([latest[i] for i in ids if i in latest])
-        if len(done) == len(ids):
+        if all(i in done for i in ids):
             return done
         left = end - time.time()
         if left <= 0:

@@ -122,3 +122,61 @@ def check_engine_dict(value: Any, argument: str = "response_engine") -> str:
     if value.get("version") is not None:
         validate_version(value["version"], f"{argument}['version']")
     return str(kind)
+
+
+def templated(value: Any) -> bool:
+    """A value Airflow fills in at run time: a Jinja string, an XComArg, or a container holding one."""
+    from airflow.sdk import XComArg
+
+    if isinstance(value, XComArg):
+        return True
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, (list, tuple, set)):
+        return any(templated(v) for v in value)
+    if isinstance(value, dict):
+        return any(templated(k) or templated(v) for k, v in value.items())
+    return False
+
+
+def count_argument(
+    value: Any, argument: str, *, minimum: int, maximum: int | None = None, none_ok: bool = False
+) -> int | None:
+    """A whole number in range (``None`` when allowed)."""
+    if value is None and none_ok:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        top = f" to {maximum}" if maximum is not None else " or more"
+        extra = " or None" if none_ok else ""
+        raise RetellInputError(f"{argument} must be an int from {minimum}{top}{extra}, got {shown(value)}")
+    return value
+
+
+def check_target(
+    response_engine: Any, agent_id: Any, agent_version: Any, ids: Any, *, skip_templated: bool = False
+) -> list[str] | None:
+    """What a run tests: exactly one of engine and agent, each well formed, and the ids (None: all).
+
+    At DAG parse (``skip_templated``) only literal values are checked; templated and XCom values are
+    checked when the task runs, after rendering.
+    """
+
+    def known(value: Any) -> bool:
+        return value is not None and not (skip_templated and templated(value))
+
+    if (response_engine is None) == (agent_id is None):
+        raise RetellInputError("give exactly one of response_engine and agent_id")
+    if known(response_engine):
+        check_engine_dict(response_engine)
+        if agent_version is not None:
+            raise RetellInputError("agent_version only applies with agent_id")
+    if known(agent_id):
+        validate_id(agent_id, "agent_id")
+    if known(agent_version):
+        validate_version(agent_version, "agent_version")
+    return validate_ids(ids, limit=MAX_RUN_TEST_CASES) if known(ids) else None

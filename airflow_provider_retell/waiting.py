@@ -427,23 +427,10 @@ class BatchTestWaiter:
         )
 
 
-def templated(value: Any) -> bool:
-    """A value Airflow fills in at run time: a Jinja string, an XComArg, or a container holding one."""
-    from airflow.sdk import XComArg
-
-    if isinstance(value, XComArg):
-        return True
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, (list, tuple, set)):
-        return any(templated(v) for v in value)
-    if isinstance(value, dict):
-        return any(templated(k) or templated(v) for k, v in value.items())
-    return False
-
-
 def gate_from(task: Any, *, literals_only: bool = False) -> QualityGate:
     """The task's gate, validated; at construction only the values already known (not templated)."""
+    from airflow_provider_retell.validation import templated
+
     params = {name: getattr(task, name) for name in GATE_PARAMS}
     if literals_only:
         params = {name: value for name, value in params.items() if not templated(value)}

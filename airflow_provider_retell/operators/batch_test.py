@@ -9,27 +9,22 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
-from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
+from airflow_provider_retell.exceptions import RetellInputError
 from airflow_provider_retell.links import RetellAgentLink
 from airflow_provider_retell.results import GATE_PARAMS, QualityGate
 from airflow_provider_retell.validation import (
-    MAX_RUN_TEST_CASES,
-    check_engine_dict,
+    check_target,
     chunked,
+    count_argument,
     poll_interval_seconds,
-    shown,
     timeout_seconds,
-    validate_id,
-    validate_ids,
-    validate_version,
 )
-from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy, gate_from, templated
+from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy, gate_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_retell.contracts import BatchTestResult
-    from airflow_provider_retell.hooks.retell import RetellHook
     from airflow_provider_retell.models import TestableEngine
 
 MAX_RERUNS = 5
@@ -110,45 +105,16 @@ class RetellBatchTestOperator(BaseOperator):
         self.min_pass_rate = min_pass_rate
         self.fail_on_empty = fail_on_empty
         self.retell_conn_id = retell_conn_id
-        if (response_engine is None) == (agent_id is None):
-            raise RetellInputError("give exactly one of response_engine and agent_id")
-        if (
-            isinstance(rerun_failed, bool)
-            or not isinstance(rerun_failed, int)
-            or not 0 <= rerun_failed <= MAX_RERUNS
-        ):
-            raise RetellInputError(
-                f"rerun_failed must be an int from 0 to {MAX_RERUNS}, got {shown(rerun_failed)}"
-            )
-        if max_test_cases is not None and (
-            isinstance(max_test_cases, bool) or not isinstance(max_test_cases, int) or max_test_cases < 1
-        ):
-            raise RetellInputError(
-                f"max_test_cases must be a positive int or None, got {shown(max_test_cases)}"
-            )
+        count_argument(rerun_failed, "rerun_failed", minimum=0, maximum=MAX_RERUNS)
+        count_argument(max_test_cases, "max_test_cases", minimum=1, none_ok=True)
         if not wait_for_completion:
-            default = QualityGate()
-            changed = [p for p in GATE_PARAMS if getattr(self, p) != getattr(default, p)]
-            if rerun_failed:
-                changed.append("rerun_failed")
-            if changed:
+            changed = [p for p in GATE_PARAMS if getattr(self, p) != getattr(QualityGate(), p)]
+            if changed or rerun_failed:
                 raise RetellInputError(
-                    f"{', '.join(changed)} only applies when the task waits: set wait_for_completion=True, "
-                    "or put the gate on RetellBatchTestSensor"
+                    f"{', '.join(changed + ['rerun_failed'] * bool(rerun_failed))} only applies when the task "
+                    "waits: set wait_for_completion=True, or put the gate on RetellBatchTestSensor"
                 )
-        self._check_literals()
-
-    def _check_literals(self) -> None:
-        """Literal arguments fail at DAG parse; templated and XCom values are checked when the task runs."""
-        if self.response_engine is not None and not templated(self.response_engine):
-            check_engine_dict(self.response_engine)
-        if self.agent_id is not None and not templated(self.agent_id):
-            validate_id(self.agent_id, "agent_id")
-        if self.agent_version is not None and not templated(self.agent_version):
-            validate_version(self.agent_version, "agent_version")
-        ids = self.test_case_definition_ids
-        if ids is not None and not templated(ids):
-            validate_ids(ids, limit=MAX_RUN_TEST_CASES)
+        check_target(response_engine, agent_id, agent_version, test_case_definition_ids, skip_templated=True)
         gate_from(self, literals_only=True)
 
     def _waiter(self, context: Context) -> BatchTestWaiter:
@@ -170,8 +136,12 @@ class RetellBatchTestOperator(BaseOperator):
         waiter.preflight()
         record = waiter.load()
         if record is None:
-            engine = engine or self._resolve_engine(waiter.hook)
-            record = waiter.new_run(engine, chunked(self._plan(waiter.hook, engine, ids)))
+            from airflow_provider_retell.planning import plan_ids, resolve_engine
+
+            if engine is None:
+                assert isinstance(self.agent_id, str)  # checked above: exactly one of the two
+                engine = resolve_engine(waiter.hook, self.agent_id, self.agent_version)
+            record = waiter.new_run(engine, chunked(plan_ids(waiter.hook, engine, ids)))
         else:
             self.log.info(
                 "Reattaching to the run an earlier try of this task started: %s", record.batch_test_ids
@@ -201,53 +171,11 @@ class RetellBatchTestOperator(BaseOperator):
         """Check every rendered argument before any HTTP call; each error names its argument."""
         from airflow_provider_retell.models import parse_engine_input
 
-        if (self.response_engine is None) == (self.agent_id is None):
-            raise RetellInputError("give exactly one of response_engine and agent_id")
-        engine = None
-        if self.response_engine is not None:
-            engine = parse_engine_input(self.response_engine)
-            if self.agent_version is not None:
-                raise RetellInputError("agent_version only applies with agent_id")
-        else:
-            validate_id(self.agent_id, "agent_id")
-        if self.agent_version is not None:
-            validate_version(self.agent_version, "agent_version")
-        ids = self.test_case_definition_ids
+        ids = check_target(
+            self.response_engine, self.agent_id, self.agent_version, self.test_case_definition_ids
+        )
         gate_from(self)
-        return engine, None if ids is None else validate_ids(ids, limit=MAX_RUN_TEST_CASES)
-
-    def _resolve_engine(self, hook: RetellHook) -> TestableEngine:
-        from airflow_provider_retell.models import CustomLlmEngine
-
-        assert isinstance(self.agent_id, str)
-        try:
-            engine = hook.get_agent_response_engine(self.agent_id, self.agent_version)
-        except RetellPermanentError as exc:
-            value = self.agent_id if self.agent_version is None else f"{self.agent_id} v{self.agent_version}"
-            raise RetellPermanentError(
-                f"agent_id={value!r}: {exc.message}", status_code=exc.status_code
-            ) from None
-        if isinstance(engine, CustomLlmEngine):
-            raise RetellInputError(
-                f"agent_id={self.agent_id!r} runs on a custom LLM, which Retell cannot batch test"
-            )
-        return engine
-
-    def _plan(self, hook: RetellHook, engine: TestableEngine, ids: list[str] | None) -> list[str]:
-        """The run's ordered ids: all of the engine's definitions, or the given ones once checked."""
-        known = [d.test_case_definition_id for d in hook.list_test_case_definitions(engine)]
-        where = f"{engine.type} {engine.model_dump(exclude={'type'}, exclude_none=True)}"
-        if ids is None:
-            if not known:
-                raise RetellInputError(
-                    f"test_case_definition_ids=None runs every definition of {where}, but it has none"
-                )
-            return validate_ids(known, argument=f"the definitions of {where}")
-        if unknown := sorted(set(ids) - set(known)):
-            raise RetellInputError(
-                f"test_case_definition_ids: {unknown[:10]!r} are not test case definitions of {where}"
-            )
-        return ids
+        return (None if self.response_engine is None else parse_engine_input(self.response_engine)), ids
 
     def on_kill(self) -> None:
         waiter = getattr(self, "_active", None)

@@ -15,11 +15,12 @@ from airflow_provider_retell.exceptions import RetellTimeoutError
 from airflow_provider_retell.results import GATE_PARAMS
 from airflow_provider_retell.validation import (
     poll_interval_seconds,
+    templated,
     timeout_seconds,
     validate_id,
     validate_ids,
 )
-from airflow_provider_retell.waiting import BatchTestWaiter, NotYet, WaitPolicy, gate_from, templated
+from airflow_provider_retell.waiting import BatchTestWaiter, NotYet, WaitPolicy, gate_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
