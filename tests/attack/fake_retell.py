@@ -29,6 +29,7 @@ class FakeBatch:
     created_ms: int
     outcomes: dict[str, str]
     complete_at: float  # our epoch seconds
+    listed_at: float = 0.0  # our epoch seconds from which the listing shows it
     total_override: int | None = None
     counts_override: dict[str, int] | None = None
 
@@ -84,6 +85,8 @@ class FakeRetell:
     #: per test case definition id: "pass" | "fail" | "error" (default pass); a list: per batch run
     outcomes: dict[str, Any] = field(default_factory=dict)
     complete_after: float = 0.0
+    #: seconds after its creation before a batch shows up in ``list-batch-tests`` (eventual consistency)
+    list_lag: float = 0.0
     #: Retell's clock minus ours, in seconds (negative: Retell lags)
     clock_offset: float = 0.0
     #: rewrites replies: (kind, payload, request) -> payload; kinds: post, get, runs, list
@@ -127,6 +130,7 @@ class FakeRetell:
             created_ms=self.retell_now_ms(),
             outcomes=outcomes,
             complete_at=time.time() + self.complete_after,
+            listed_at=time.time() + self.list_lag,
         )
         self.batches.append(batch)
         return batch
@@ -192,7 +196,7 @@ class FakeRetell:
             version = req.query.get("version")
             wanted = int(version) if version not in (None, "") else self.latest.get(key)
             items = [
-                b for b in self.batches if engine_key(b.engine) == key and b.engine.get("version") == wanted
+                b for b in self.batches if engine_key(b.engine) == key and b.engine.get("version") == wanted and now >= b.listed_at
             ]
             items.sort(key=lambda b: b.created_ms, reverse=True)
             page = self._page([b.view(now) for b in items], req.query, "test_case_batch_job_id")

@@ -301,3 +301,56 @@ def test_a_worker_lost_after_a_non_waiting_start_makes_the_retry_bill_again(
 
     assert second == first
     assert len(retell.batches) == 1, f"the retry billed {len(retell.batches)} batches"
+
+
+# -- 7. the settle window is measured from before the listing and the blind retries, not the send -----
+
+
+def test_a_slow_pre_create_listing_eats_the_settle_window(retell: FakeRetell, attack_conn: Any) -> None:
+    """Breaks "a settle window of create_settle_seconds before any re-send".
+
+    ``create_batch`` takes ``submitted_at = time.time()`` *before* the pre-POST ``recent_batches``
+    listing, so the time that listing takes (slow pages, its bounded retries, up to 100 pages) is
+    subtracted from the settle window of the POST that follows. Retell lists a new batch a moment
+    after creating it (API.md: "the batch may appear in listings seconds later"). Here the listing
+    takes 2.5 s of a 2 s window: the POST's reply is lost, the first reconciliation listing already
+    counts as "after the settle window", shows nothing yet, and the create is sent again.
+    (Scaled down: with the default 300 s window, a 300 s listing does the same.)
+    Promised: 1 batch. Observed: 2.
+    """
+    conn = attack_conn(create_settle_seconds=2)
+    retell.latest[KEY] = 2
+    retell.list_lag = 1.5
+    retell.delays["list"] = 2.5
+
+    def lost_and_fast_listings(fake: FakeRetell, req: Any) -> Any:
+        fake.delays["list"] = 0.0
+        return _lost()(fake, req)
+
+    retell.creates = [lost_and_fast_listings]
+
+    _create(conn, ENGINE_V2)
+
+    assert len(retell.batches) == 1, f"billed {len(retell.batches)} batches"
+
+
+def test_blind_429_retries_of_the_post_eat_the_settle_window(retell: FakeRetell, attack_conn: Any) -> None:
+    """Breaks "a settle window of create_settle_seconds before any re-send".
+
+    The POST is retried blind by the hook's retry policy on 429 (``Retry-After`` honoured up to
+    ``max_retry_wait``, default 60 s x 3 retries), all under the one intent recorded before the first
+    attempt: the settle window runs from that first attempt, so the attempt that finally lands (and
+    loses its reply) gets what is left of it, here nothing. The first reconciliation listing is
+    already past the window, the batch is not listed yet, and the create is sent again.
+    (Scaled down: 3 s window, Retry-After 2 s; the defaults give 180 s of 300 s away.)
+    Promised: 1 batch. Observed: 2.
+    """
+    conn = attack_conn(create_settle_seconds=3, max_retries=3, max_retry_wait=5)
+    retell.latest[KEY] = 2
+    retell.list_lag = 1.5
+    slow_down = lambda fake, req: retell_error(429, "slow down", **{"Retry-After": "2"})  # noqa: E731
+    retell.creates = [slow_down, slow_down, _lost()]
+
+    _create(conn, ENGINE_V2)
+
+    assert len(retell.batches) == 1, f"billed {len(retell.batches)} batches"
