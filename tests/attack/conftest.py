@@ -31,7 +31,9 @@ def attack_conn(monkeypatch: pytest.MonkeyPatch, chaos: ChaosServer):
     def _set(url: str | None = None, api_key: str = API_KEY, **extra: Any) -> str:
         defaults: dict[str, Any] = {"max_retries": 2, "max_retry_wait": 0.05, "create_settle_seconds": 1}
         defaults.update(extra)
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(url or chaos.url, api_key, **defaults))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(url or chaos.url, api_key, **defaults)
+        )
         return CONN_ID
 
     return _set

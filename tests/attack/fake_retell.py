@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.chaos import ChaosServer, Reply, Request, retell_error
+from tests.fakes import FakeStore
 
 API_KEY = "key_ATTACK_5ecret_9f2c1d7e"
 
@@ -190,13 +191,17 @@ class FakeRetell:
             batch = next((b for b in self.batches if b.id == batch_id), None)
             if batch is None:
                 return retell_error(404, "not found")
-            return Reply(200, json=self._out("runs", self._page(batch.runs(now), req.query, "test_case_job_id"), req))
+            return Reply(
+                200, json=self._out("runs", self._page(batch.runs(now), req.query, "test_case_job_id"), req)
+            )
         if kind == "list":
             key = (req.query["type"], req.query.get("llm_id") or req.query.get("conversation_flow_id") or "")
             version = req.query.get("version")
             wanted = int(version) if version not in (None, "") else self.latest.get(key)
             items = [
-                b for b in self.batches if engine_key(b.engine) == key and b.engine.get("version") == wanted and now >= b.listed_at
+                b
+                for b in self.batches
+                if engine_key(b.engine) == key and b.engine.get("version") == wanted and now >= b.listed_at
             ]
             items.sort(key=lambda b: b.created_ms, reverse=True)
             page = self._page([b.view(now) for b in items], req.query, "test_case_batch_job_id")
@@ -231,3 +236,25 @@ class FakeRetell:
 
 def connection_json(url: str, api_key: str = API_KEY, **extra: Any) -> str:
     return json.dumps({"conn_type": "retell", "host": url, "password": api_key, "extra": extra})
+
+
+class WorkerKilled(BaseException):
+    """The worker process died here (SIGKILL, OOM, node lost): nothing after this line ran."""
+
+
+def records_a_started_batch(value: Any) -> bool:
+    return isinstance(value, dict) and any(
+        b is not None for r in value.get("rounds", []) for b in r.get("batch_test_ids", [])
+    )
+
+
+class KillWhenTheBatchIdIsSaved(FakeStore):
+    """The task state store of a worker that dies while writing the batch id (one round trip)."""
+
+    killed = False
+
+    def set(self, key: str, value: Any, **kw: Any) -> None:
+        if records_a_started_batch(value) and not self.killed:
+            self.killed = True
+            raise WorkerKilled("SIGKILL while saving the batch id")
+        super().set(key, value, **kw)

@@ -51,7 +51,9 @@ def _time_to_failure(op: RetellBatchTestOperator) -> tuple[float, BaseException]
     return time.monotonic() - start, info.value
 
 
-def test_retry_after_on_the_create_is_waited_out_past_the_deadline(retell: FakeRetell, attack_conn: Any) -> None:
+def test_retry_after_on_the_create_is_waited_out_past_the_deadline(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     """Breaks the absolute deadline ("how long the run may take, creates included").
 
     The POST is retried blind on 429 (``_surely_not_applied``) by the hook's bounded retry policy,
@@ -140,7 +142,9 @@ def test_polling_a_multi_batch_run_outlives_the_deadline(retell: FakeRetell, att
     assert elapsed <= 1 + GRACE, f"deadline 1 s, gave up after {elapsed:.1f} s: {type(error).__name__}"
 
 
-def test_batches_are_still_started_after_the_deadline(retell: FakeRetell, attack_conn: Any, chaos: Any) -> None:
+def test_batches_are_still_started_after_the_deadline(
+    retell: FakeRetell, attack_conn: Any, chaos: Any
+) -> None:
     """Breaks the absolute deadline (and the cost it is meant to bound) for multi-batch runs.
 
     ``BatchTestWaiter._start`` never looks at ``record.deadline``: a run whose deadline passes while
@@ -159,7 +163,9 @@ def test_batches_are_still_started_after_the_deadline(retell: FakeRetell, attack
     _time_to_failure(_operator(conn, timeout=1, ids=ids))
 
     late = [r for r in chaos.requests if r.method == "POST" and r.arrived > start + 1.5]
-    assert not late, f"{len(late)} creates were sent after the deadline ({len(retell.batches)} batches billed)"
+    assert not late, (
+        f"{len(late)} creates were sent after the deadline ({len(retell.batches)} batches billed)"
+    )
 
 
 def test_reschedule_after_retry_after_lands_past_the_deadline(retell: FakeRetell, attack_conn: Any) -> None:
@@ -174,7 +180,9 @@ def test_reschedule_after_retry_after_lands_past_the_deadline(retell: FakeRetell
     conn = attack_conn()
     batch = retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS})
     retell.complete_after = 3600
-    retell.server.route("GET", f"/get-batch-test/{batch.id}", retell_error(429, "slow", **{"Retry-After": "1e9"}))
+    retell.server.route(
+        "GET", f"/get-batch-test/{batch.id}", retell_error(429, "slow", **{"Retry-After": "1e9"})
+    )
     sensor = RetellBatchTestSensor(
         task_id="wait",
         batch_test_id=batch.id,
@@ -193,7 +201,9 @@ def test_reschedule_after_retry_after_lands_past_the_deadline(retell: FakeRetell
     assert late <= GRACE, f"rescheduled {late:.0f} s past the deadline ({info.value.reschedule_date})"
 
 
-async def test_triggers_queued_for_a_pool_slot_outlive_their_deadline(retell: FakeRetell, attack_conn: Any) -> None:
+async def test_triggers_queued_for_a_pool_slot_outlive_their_deadline(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     """Breaks "a reply that trickles cannot outlive [the deadline] by more than 5 s" in the triggerer.
 
     ``RetellHook._asend`` waits for ``shared.slots`` (one semaphore of ``POOL_SIZE`` = 20 per loop)
@@ -204,11 +214,15 @@ async def test_triggers_queued_for_a_pool_slot_outlive_their_deadline(retell: Fa
     """
     conn = attack_conn()
     retell.complete_after = 3600
-    batches = [retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS}) for _ in range(45)]
+    batches = [
+        retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS}) for _ in range(45)
+    ]
     retell.delays["get"] = 3.5
     end_time = time.time() + 1.0
     triggers = [
-        RetellBatchTestTrigger(batch_test_ids=[b.id], retell_conn_id=conn, poll_interval=0.5, end_time=end_time)
+        RetellBatchTestTrigger(
+            batch_test_ids=[b.id], retell_conn_id=conn, poll_interval=0.5, end_time=end_time
+        )
         for b in batches
     ]
 

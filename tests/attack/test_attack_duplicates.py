@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_retell.creating import MemoryIntentStore
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
-from tests.attack.fake_retell import FakeRetell, engine_key
+from tests.attack.fake_retell import FakeRetell, KillWhenTheBatchIdIsSaved, WorkerKilled, engine_key
 from tests.chaos import retell_error
 from tests.fakes import FakeStore, FakeTI, fake_context
 
@@ -22,10 +22,6 @@ ENGINE = {"type": "retell-llm", "llm_id": "llm_atk"}  # no version: Retell recor
 ENGINE_V2 = {"type": "retell-llm", "llm_id": "llm_atk", "version": 2}
 KEY = engine_key(ENGINE)
 IDS = ["tcd_a", "tcd_b", "tcd_c"]
-
-
-class WorkerKilled(BaseException):
-    """The worker process died here (SIGKILL, OOM, node lost): nothing after this line ran."""
 
 
 def _operator(conn_id: str, **kwargs: Any) -> RetellBatchTestOperator:
@@ -63,19 +59,6 @@ def _create(conn_id: str, engine: dict[str, Any]) -> Any:
 
 
 # -- 1. the window between the create's reply and saving the batch id --------------------------------
-
-
-class KillWhenTheBatchIdIsSaved(FakeStore):
-    """The task state store of a worker that dies while writing the batch id (one round trip)."""
-
-    killed = False
-
-    def set(self, key: str, value: Any, **kw: Any) -> None:
-        started = any(b is not None for r in value.get("rounds", []) for b in r["batch_test_ids"])
-        if started and not self.killed:
-            self.killed = True
-            raise WorkerKilled("SIGKILL while saving the batch id")
-        super().set(key, value, **kw)
 
 
 def test_a_kill_while_saving_the_batch_id_bills_a_second_batch(retell: FakeRetell, attack_conn: Any) -> None:
@@ -121,7 +104,9 @@ def test_a_version_published_while_the_create_is_ambiguous_bills_twice(
 
     _create(conn, ENGINE)
 
-    assert len(retell.batches) == 1, f"billed {len(retell.batches)} batches: {[b.engine for b in retell.batches]}"
+    assert len(retell.batches) == 1, (
+        f"billed {len(retell.batches)} batches: {[b.engine for b in retell.batches]}"
+    )
 
 
 def test_a_listing_that_reports_the_batch_without_its_version_bills_twice(

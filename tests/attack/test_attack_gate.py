@@ -36,7 +36,9 @@ def _run(conn_id: str, **kwargs: Any) -> Any:
     return op.execute(fake_context())
 
 
-def test_a_batch_that_ran_fewer_cases_than_asked_passes_the_gate(retell: FakeRetell, attack_conn: Any) -> None:
+def test_a_batch_that_ran_fewer_cases_than_asked_passes_the_gate(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     """Breaks "the gate fails closed on counts that do not add up".
 
     The task starts a batch of 3 cases; Retell reports it complete with 2 passed of 2 (a case
@@ -80,7 +82,11 @@ def test_an_empty_rerun_batch_turns_a_failed_case_into_a_pass(retell: FakeRetell
     retell.outcomes = {"tcd_c": "fail"}
 
     def empty_rerun(kind: str, payload: Any, req: Any) -> Any:
-        if kind in ("get", "post") and len(retell.batches) > 1 and payload["test_case_batch_job_id"] == retell.batches[1].id:
+        if (
+            kind in ("get", "post")
+            and len(retell.batches) > 1
+            and payload["test_case_batch_job_id"] == retell.batches[1].id
+        ):
             payload.update(pass_count=0, fail_count=0, error_count=0, total_count=0)
         return payload
 

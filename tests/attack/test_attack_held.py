@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_retell.creating import MemoryIntentStore
-from airflow_provider_retell.exceptions import RetellAPIError, RetellError, RetellInputError, RetellQualityGateError
+from airflow_provider_retell.exceptions import (
+    RetellAPIError,
+    RetellError,
+    RetellInputError,
+    RetellQualityGateError,
+)
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
@@ -34,7 +39,9 @@ def _hook(conn: str) -> RetellHook:
 def _create(conn: str, store: Any = None, end_in: float = 20) -> Any:
     hook = _hook(conn)
     try:
-        return hook.create_batch_test(ENGINE, IDS, intent_store=store or MemoryIntentStore(), end=time.time() + end_in)
+        return hook.create_batch_test(
+            ENGINE, IDS, intent_store=store or MemoryIntentStore(), end=time.time() + end_in
+        )
     finally:
         hook.close()
 
@@ -45,7 +52,9 @@ def _lost(fake: FakeRetell, req: Any) -> Reply:
 
 
 @pytest.mark.parametrize("lag", [0.0, 1.5])
-def test_held_a_lost_create_is_adopted_even_when_listed_late(retell: FakeRetell, attack_conn: Any, lag: float) -> None:
+def test_held_a_lost_create_is_adopted_even_when_listed_late(
+    retell: FakeRetell, attack_conn: Any, lag: float
+) -> None:
     conn = attack_conn(create_settle_seconds=3)
     retell.latest[KEY] = 2
     retell.list_lag = lag
@@ -59,7 +68,8 @@ def test_held_a_create_that_was_not_applied_is_sent_once_more(retell: FakeRetell
     retell.latest[KEY] = 2
     retell.creates = ["fail"]
     batch = _create(conn)
-    assert [b.id for b in retell.batches] == [batch.id] and retell.posts == 2
+    assert [b.id for b in retell.batches] == [batch.id]
+    assert retell.posts == 2
 
 
 def test_held_a_kill_between_the_intent_and_the_post_sends_once(retell: FakeRetell, attack_conn: Any) -> None:
@@ -74,7 +84,8 @@ def test_held_a_kill_between_the_intent_and_the_post_sends_once(retell: FakeRete
         step = operation.send(hook._call(step))
     operation.close()  # killed with the intent recorded, before the POST went out
     hook.close()
-    assert store.load() is not None and retell.posts == 0
+    assert store.load() is not None
+    assert retell.posts == 0
     _create(conn, store)
     assert len(retell.batches) == 1
 
@@ -87,17 +98,22 @@ def test_held_an_oldest_first_listing_is_read_to_the_end(retell: FakeRetell, att
 
     def oldest_first(kind: str, payload: Any, req: Any) -> Any:
         if kind == "list" and not req.query.get("pagination_key"):
-            every = sorted((b.view(time.time()) for b in retell.batches), key=lambda v: v["creation_timestamp"])
+            every = sorted(
+                (b.view(time.time()) for b in retell.batches), key=lambda v: v["creation_timestamp"]
+            )
             return {"items": every[:50], "has_more": True, "pagination_key": "rest"}
         if kind == "list" and req.query.get("pagination_key") == "rest":
-            every = sorted((b.view(time.time()) for b in retell.batches), key=lambda v: v["creation_timestamp"])
+            every = sorted(
+                (b.view(time.time()) for b in retell.batches), key=lambda v: v["creation_timestamp"]
+            )
             return {"items": every[50:], "has_more": False}
         return payload
 
     retell.transform = oldest_first
     retell.creates = [_lost]
     batch = _create(conn)
-    assert len(retell.batches) == 61 and batch.id == retell.batches[-1].id
+    assert len(retell.batches) == 61
+    assert batch.id == retell.batches[-1].id
 
 
 def test_held_a_reply_about_another_batch_fails_closed(retell: FakeRetell, attack_conn: Any) -> None:
@@ -131,7 +147,9 @@ def test_held_counts_that_do_not_add_up_fail_the_gate(retell: FakeRetell, attack
 def test_held_hostile_retry_after_is_bounded(retell: FakeRetell, attack_conn: Any, value: str) -> None:
     conn = attack_conn(max_retries=1, max_retry_wait=0.5)
     batch = retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS})
-    retell.server.route("GET", "/get-batch-test/*", retell_error(429, "slow", **{"Retry-After": value}), times=1)
+    retell.server.route(
+        "GET", "/get-batch-test/*", retell_error(429, "slow", **{"Retry-After": value}), times=1
+    )
     start = time.monotonic()
     assert _hook(conn).get_batch_test(batch.id).id == batch.id
     assert time.monotonic() - start < 2
@@ -179,7 +197,9 @@ def test_held_a_trickling_reply_is_cut_near_the_deadline(retell: FakeRetell, att
 
 
 @pytest.mark.parametrize("encoding", ["json", "percent", "raw"])
-def test_held_an_error_body_echoing_the_key_is_scrubbed(retell: FakeRetell, attack_conn: Any, encoding: str) -> None:
+def test_held_an_error_body_echoing_the_key_is_scrubbed(
+    retell: FakeRetell, attack_conn: Any, encoding: str
+) -> None:
     from tests.chaos import echo
 
     conn = attack_conn()
@@ -207,14 +227,18 @@ def test_held_lower_case_http_never_uses_the_environment_proxy(
         {"type": "custom-llm", "llm_websocket_url": "wss://x"},
     ],
 )
-def test_held_bad_engines_fail_before_any_request(retell: FakeRetell, attack_conn: Any, chaos: Any, engine: Any) -> None:
+def test_held_bad_engines_fail_before_any_request(
+    retell: FakeRetell, attack_conn: Any, chaos: Any, engine: Any
+) -> None:
     conn = attack_conn()
     with pytest.raises(RetellInputError):
         RetellBatchTestOperator(task_id="t", response_engine=engine, retell_conn_id=conn)
     assert chaos.requests == []
 
 
-def test_held_a_previous_release_record_reattaches_without_a_create(retell: FakeRetell, attack_conn: Any) -> None:
+def test_held_a_previous_release_record_reattaches_without_a_create(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     conn = attack_conn()
     retell.known_definitions = IDS
     batch = retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS})
@@ -227,12 +251,16 @@ def test_held_a_previous_release_record_reattaches_without_a_create(retell: Fake
     assert retell.posts == 0
 
 
-async def test_held_a_restarted_trigger_keeps_its_absolute_deadline(retell: FakeRetell, attack_conn: Any) -> None:
+async def test_held_a_restarted_trigger_keeps_its_absolute_deadline(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     conn = attack_conn()
     retell.complete_after = 3600
     batch = retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS})
     end = time.time() + 1.5
-    first = RetellBatchTestTrigger(batch_test_ids=[batch.id], retell_conn_id=conn, poll_interval=0.2, end_time=end)
+    first = RetellBatchTestTrigger(
+        batch_test_ids=[batch.id], retell_conn_id=conn, poll_interval=0.2, end_time=end
+    )
     _, kwargs = first.serialize()
     restarted = RetellBatchTestTrigger(**kwargs)  # a new triggerer takes it over from its kwargs alone
     events = [e.payload async for e in restarted.run()]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_retell.exceptions import RetellInputError, RetellPermanentError
+from airflow_provider_retell.exceptions import RetellError, RetellInputError, RetellPermanentError
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
@@ -27,7 +27,10 @@ ENGINE = {"type": "retell-llm", "llm_id": "llm_atk", "version": 2}
     ("argument", "build"),
     [
         ("timeout", lambda: RetellBatchTestOperator(task_id="t", response_engine=ENGINE, timeout=HUGE)),
-        ("poll_interval", lambda: RetellBatchTestOperator(task_id="t", response_engine=ENGINE, poll_interval=HUGE)),
+        (
+            "poll_interval",
+            lambda: RetellBatchTestOperator(task_id="t", response_engine=ENGINE, poll_interval=HUGE),
+        ),
         (
             "min_pass_rate",
             lambda: RetellBatchTestSensor(task_id="s", batch_test_id="tcbj_1", min_pass_rate=HUGE),
@@ -47,11 +50,12 @@ def test_a_huge_integer_duration_is_not_a_retell_input_error(argument: str, buil
     try:
         build()
     except RetellInputError as exc:
-        assert argument in str(exc)
+        named = argument in str(exc)
     except Exception as exc:
         pytest.fail(f"{argument}={HUGE:.3e} raised {type(exc).__name__}: {exc}")
     else:
         pytest.fail(f"{argument}={HUGE:.3e} was accepted")
+    assert named, f"the error does not name {argument}"
 
 
 def test_a_permanent_error_event_from_the_previous_release_is_no_longer_permanent(monkeypatch: Any) -> None:
@@ -77,7 +81,7 @@ def test_a_permanent_error_event_from_the_previous_release_is_no_longer_permanen
     sensor = RetellBatchTestSensor(task_id="s", batch_test_id="tcbj_1")
     context = fake_context(FakeStore({STATE_KEY: {"batch_test_id": "tcbj_1", "deadline": time.time() + 60}}))
 
-    with pytest.raises(Exception) as info:
+    with pytest.raises(RetellError) as info:
         sensor.execute_complete(context, old_event)
 
     assert isinstance(info.value, RetellPermanentError), (

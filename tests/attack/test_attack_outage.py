@@ -85,10 +85,16 @@ def test_a_short_503_storm_while_the_run_is_billed_fails_the_task(
 
 def _corrupt_gzip() -> Reply:
     """A 200 whose body claims gzip but is not (a proxy or a load balancer mangling it in transit)."""
-    return Reply(200, body=b"this is not gzip", headers={"content-encoding": "gzip", "content-type": "application/json"})
+    return Reply(
+        200,
+        body=b"this is not gzip",
+        headers={"content-encoding": "gzip", "content-type": "application/json"},
+    )
 
 
-def test_a_mangled_reply_while_waiting_escapes_as_a_raw_httpx_error(retell: FakeRetell, attack_conn: Any) -> None:
+def test_a_mangled_reply_while_waiting_escapes_as_a_raw_httpx_error(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     """Breaks "one exception family" / the outage policy on a corrupt Content-Encoding.
 
     httpx raises ``httpx.DecodingError`` for a body that does not decode; it is a ``RequestError``

@@ -57,7 +57,9 @@ def test_a_wrong_shaped_reply_puts_the_key_in_the_exception(retell: FakeRetell, 
     assert API_KEY not in str(info.value), f"the API key is in the exception: {info.value}"
 
 
-async def test_a_wrong_shaped_reply_puts_the_key_in_the_trigger_event(retell: FakeRetell, attack_conn: Any) -> None:
+async def test_a_wrong_shaped_reply_puts_the_key_in_the_trigger_event(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     """Breaks "the key scrubbed from trigger events".
 
     Same reply as above, read by the trigger: it ends with an ``error`` event whose ``message`` is
@@ -80,7 +82,9 @@ async def test_a_wrong_shaped_reply_puts_the_key_in_the_trigger_event(retell: Fa
     assert API_KEY not in dumped, f"the API key is in the trigger event: {dumped[:400]}"
 
 
-def test_run_text_reflecting_the_key_reaches_xcom_and_the_gate_error(retell: FakeRetell, attack_conn: Any) -> None:
+def test_run_text_reflecting_the_key_reaches_xcom_and_the_gate_error(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
     """Breaks "the API key never appears in XCom or exception text" (DESIGN, Behaviour users rely on).
 
     A failed run's ``result_explanation`` / snapshot ``name`` that echo the bearer token (a test case
@@ -160,3 +164,54 @@ def test_an_upper_case_http_base_url_sends_the_key_through_the_environment_proxy
         f"the environment proxy received {len(proxy.requests)} plain-HTTP requests, {len(leaked)} "
         f"carrying the API key: {[r.raw_target for r in proxy.requests]}"
     )
+
+
+# -- the proxy's password in its decoded forms ---------------------------------------------------------
+
+
+class _RawHead(Reply):
+    """A reply whose status line is written as given (a proxy's own reason phrase)."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__(407)
+        self._head = head
+
+    def payload(self) -> tuple[bytes, list[bytes], bool]:
+        return self._head, [b""], True
+
+
+def test_a_proxy_echoing_its_credentials_puts_the_decoded_password_in_the_exception(
+    retell: FakeRetell, attack_conn: Any, proxy: ChaosServer
+) -> None:
+    """Breaks "secrets scrubbed in every form" for the proxy's password (secrets in proxy URLs).
+
+    ``RetellConnectionSettings.secrets`` holds ``urlsplit(proxy).password``, which is the password
+    *as written in the URL*, percent-encoded (``p%40ss%2Fw0rd``). httpx decodes it and sends
+    ``Proxy-Authorization: Basic base64(user:p@ss/w0rd)``. A proxy that answers the CONNECT with
+    ``407`` and a reason phrase echoing what it received produces ``httpx.ProxyError("407 ...")``;
+    ``scrub`` knows neither the decoded password nor the Basic token, and neither was given to
+    Airflow's masker. Promised: no form of the secret. Observed: the decoded password verbatim.
+    """
+    import base64
+
+    def echo_credentials(req: Any) -> Reply:
+        token = req.headers.get("proxy-authorization", "").split()[-1]
+        creds = base64.b64decode(token).decode()
+        return _RawHead(f"HTTP/1.1 407 Denied {creds} ({token})\r\ncontent-length: 0\r\n\r\n".encode())
+
+    proxy.handler = echo_credentials
+    port = proxy.url.rsplit(":", 1)[1]
+    password, encoded = "p@ss/w0rd", "p%40ss%2Fw0rd"
+    conn = attack_conn(
+        url="https://127.0.0.1:1", proxy=f"http://alice:{encoded}@127.0.0.1:{port}", max_retries=0
+    )
+    hook = RetellHook(retell_conn_id=conn)
+
+    with pytest.raises(RetellError) as info:
+        hook.get_batch_test("tcbj_1")
+    hook.close()
+
+    basic = base64.b64encode(f"alice:{password}".encode()).decode()
+    text = str(info.value)
+    assert password not in text, f"the proxy password is in the exception: {text}"
+    assert basic not in text, f"the proxy credentials (Basic) are in the exception: {text}"
