@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -238,4 +237,36 @@ async def test_triggers_queued_for_a_pool_slot_outlive_their_deadline(
     assert worst <= GRACE, f"the last trigger reported {worst:.1f} s after its end_time"
 
 
-_ = datetime, timezone
+def test_a_rerun_after_a_create_timeout_bills_a_batch_it_never_waits_for(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
+    """Breaks the absolute deadline's contract ("fixed when the run starts"; a re-run starts anew).
+
+    A create whose outcome stayed unknown until the deadline fails the task with
+    ``RetellTimeoutError`` and deliberately *keeps* the run's record (intent included) so the next
+    try looks before sending. ``RetellTimeoutError`` is an ``AirflowFailException``: the next try is a
+    person clearing the task. That try inherits the old, expired ``record.deadline``: the
+    reconciliation sees the settle window passed, sends a new create (billed), and the very first
+    poll then fails with "Timed out" without waiting a second for the batch it just started.
+    Promised: a re-run either waits for what it starts (a fresh deadline) or starts nothing.
+    Observed: 1 batch billed and abandoned at once.
+    """
+    conn = attack_conn(create_settle_seconds=1.5)
+    retell.known_definitions = IDS
+    retell.complete_after = 60
+    retell.creates = ["fail"]  # try 1: a 500, not applied: ambiguous until the settle window passes
+    store = FakeStore()
+
+    with pytest.raises(RetellError, match="deadline passed"):
+        _operator(conn, timeout=1).execute(fake_context(store))
+    assert retell.batches == []
+    time.sleep(1.0)  # the person looks, clears the task
+
+    started = time.monotonic()
+    with pytest.raises(RetellError) as info:
+        _operator(conn, timeout=1).execute(fake_context(store))
+    waited = time.monotonic() - started
+
+    assert not retell.batches, (
+        f"the re-run billed {len(retell.batches)} batch(es) and gave up after {waited:.1f} s: {info.value}"
+    )

@@ -44,7 +44,9 @@ def test_a_failed_write_of_the_batch_id_makes_the_retry_bill_a_second_batch(
         real_set(self, key, value, **kw)
 
     monkeypatch.setattr(TaskStateStoreAccessor, "set", flaky_set)
-    with DAG(dag_id="attack_batch_id_write", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+    with DAG(
+        dag_id="attack_batch_id_write", schedule=None, start_date=datetime(2026, 1, 1), catchup=False
+    ) as dag:
         RetellBatchTestOperator(
             task_id="run_batch_test",
             agent_id="agent_support",

@@ -134,3 +134,57 @@ def test_a_create_reply_naming_an_older_batch_is_judged_instead_of_the_new_one(
         f"the gate judged batch {result['batch_test_id']} (existed before the create) instead of the new "
         f"{retell.batches[-1].id}: gate_passed={result['gate_passed']}"
     )
+
+
+def test_adopting_a_concurrent_runs_batch_passes_the_gate_for_a_case_that_never_ran(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
+    """Breaks "the gate fails closed" through the create protocol (concurrent dag runs, one engine).
+
+    Two dag runs of the same DAG test the same engine (a manual trigger during the nightly run, a
+    backfill, mapped tasks): ours runs ``[tcd_y]``, theirs ``[tcd_x]``, one case each (typical of a
+    rerun round). Our POST fails with a 500 and was *not* applied; theirs lands a moment later. Our
+    reconciliation finds one batch of this engine with 1 case created since the submit; its runs
+    are not listed yet (``ran_our_cases`` then says "maybe ours"), so it is adopted. Runs of an
+    all-pass batch are never listed afterwards and ``judge`` assumes "every case asked for passed":
+    ``tcd_y`` is reported passed though it never ran anywhere. Promised: fail closed (or at least
+    verify an adopted batch's runs). Observed: gate_passed=True.
+    """
+    conn = attack_conn(create_settle_seconds=1)
+    retell.known_definitions = ["tcd_x", "tcd_y"]
+    born: dict[str, float] = {}
+
+    def ours_fails_theirs_lands(fake: FakeRetell, req: Any) -> Any:
+        from tests.chaos import retell_error
+
+        theirs = fake.apply_create({"response_engine": ENGINE, "test_case_definition_ids": ["tcd_x"]})
+        born[theirs.id] = time.time()
+        return retell_error(500, "internal error")  # ours: not applied
+
+    def runs_not_listed_yet(kind: str, payload: Any, req: Any) -> Any:
+        batch_id = req.path.rsplit("/", 1)[1]
+        if kind == "runs" and time.time() - born.get(batch_id, 0) < 3:
+            payload["items"] = []
+        return payload
+
+    retell.creates = [ours_fails_theirs_lands]
+    retell.transform = runs_not_listed_yet
+    op = RetellBatchTestOperator(
+        task_id="gate",
+        response_engine=ENGINE,
+        test_case_definition_ids=["tcd_y"],
+        wait_for_completion=True,
+        poll_interval=0.1,
+        timeout=20,
+        retell_conn_id=conn,
+    )
+
+    try:
+        result = op.execute(fake_context())
+    except RetellError:
+        return
+    ran = {case for b in retell.batches for case in b.ids}
+    pytest.fail(
+        f"tcd_y was judged on batch {result['batch_test_id']} (ran {sorted(ran)}): "
+        f"gate_passed={result['gate_passed']}, {result['pass_count']}/{result['total_count']} passed"
+    )
