@@ -188,3 +188,34 @@ def test_adopting_a_concurrent_runs_batch_passes_the_gate_for_a_case_that_never_
         f"tcd_y was judged on batch {result['batch_test_id']} (ran {sorted(ran)}): "
         f"gate_passed={result['gate_passed']}, {result['pass_count']}/{result['total_count']} passed"
     )
+
+
+def test_runs_that_contradict_all_pass_counts_are_never_looked_at(
+    retell: FakeRetell, attack_conn: Any
+) -> None:
+    """Breaks "the gate fails closed" on "a batch that completes with runs that contradict its counts".
+
+    ``verdict._disagreements`` compares a batch's runs with its counts, but ``next_step`` lists runs
+    only for batches whose counts show a failure or an error: a batch whose *counts* say 3 of 3
+    passed while its *runs* say ``tcd_c`` failed (counts computed before a late verdict, an
+    aggregation bug) is never checked, and the gate passes. Promised: fail closed on runs that
+    contradict the counts. Observed: gate_passed=True.
+    """
+    conn = attack_conn()
+    retell.known_definitions = IDS
+    retell.outcomes = {"tcd_c": "fail"}  # the runs: one failure
+
+    def green_counts(kind: str, payload: Any, req: Any) -> Any:
+        if kind in ("get", "post"):
+            payload.update(pass_count=3, fail_count=0, error_count=0, total_count=3)
+        return payload
+
+    retell.transform = green_counts
+
+    try:
+        result = _run(conn)
+    except RetellError:
+        return
+    pytest.fail(
+        f"runs with a failure behind all-pass counts passed the gate: gate_passed={result['gate_passed']}"
+    )

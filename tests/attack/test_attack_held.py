@@ -23,7 +23,7 @@ from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.operators.batch_test import RetellBatchTestOperator
 from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
 from airflow_provider_retell.waiting import STATE_KEY
-from tests.attack.fake_retell import API_KEY, FakeRetell, engine_key
+from tests.attack.fake_retell import API_KEY, FakeRetell, WorkerKilled, engine_key
 from tests.chaos import Reply, Trickle, endless_page, huge_json_string, nested_json, retell_error
 from tests.fakes import FakeStore, fake_context
 
@@ -266,3 +266,48 @@ async def test_held_a_restarted_trigger_keeps_its_absolute_deadline(
     events = [e.payload async for e in restarted.run()]
     assert [e["status"] for e in events] == ["timeout"]
     assert time.time() - end < 5
+
+
+class KillAfterWriting(FakeStore):
+    """Dies right after a write that matches ``when`` (the write itself is durable)."""
+
+    def __init__(self, when: Any) -> None:
+        super().__init__()
+        self.when, self.killed = when, False
+
+    def set(self, key: str, value: Any, **kw: Any) -> None:
+        super().set(key, value, **kw)
+        if not self.killed and self.when(value):
+            self.killed = True
+            raise WorkerKilled("SIGKILL after the intent was recorded, before the POST")
+
+
+def _started(value: Any) -> int:
+    return sum(b is not None for r in value["rounds"] for b in r["batch_test_ids"])
+
+
+@pytest.mark.parametrize("shape", ["split", "rerun"])
+def test_held_a_kill_between_intent_and_post_during_a_split_or_a_rerun(
+    retell: FakeRetell, attack_conn: Any, shape: str
+) -> None:
+    conn = attack_conn(create_settle_seconds=1)
+    if shape == "split":
+        ids, kwargs, expected = [f"tcd_{i:04d}" for i in range(401)], {}, 3
+        store = KillAfterWriting(lambda v: v.get("create_intent") and _started(v) == 1)
+    else:
+        ids, kwargs, expected = IDS, {"rerun_failed": 1}, 2
+        retell.outcomes = {"tcd_c": ["fail", "pass"]}
+        store = KillAfterWriting(lambda v: v.get("create_intent") and len(v["rounds"]) == 2)
+    retell.known_definitions = ids
+
+    def op() -> RetellBatchTestOperator:
+        return RetellBatchTestOperator(
+            task_id="t", response_engine=ENGINE, test_case_definition_ids=ids, wait_for_completion=True,
+            poll_interval=0.1, timeout=20, retell_conn_id=conn, **kwargs,
+        )  # fmt: skip
+
+    with pytest.raises(WorkerKilled):
+        op().execute(fake_context(store))
+    result = op().execute(fake_context(store))
+    assert len(retell.batches) == expected
+    assert result["gate_passed"]
