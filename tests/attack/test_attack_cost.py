@@ -56,10 +56,10 @@ def test_listing_the_runs_of_a_three_case_batch_reads_a_hundred_megabytes(
 
     A batch has at most 200 runs, and this one reports 3. ``list_runs`` still follows fresh
     ``pagination_key`` s for up to ``MAX_PAGES`` = 100 pages of up to ``MAX_REPLY_BYTES`` = 32 MiB each,
-    keeping every parsed run (``result_explanation`` up to 100,000 chars) in memory: up to 3.2 GB read
-    and held for one listing. Here 100 pages of ~1 MiB: 100 MiB read, 1,000 "runs" for a 3-case
-    batch. Promised (a cap that means something): stop at ``total_count`` runs or one reply's worth
-    of bytes. Observed: 100 MiB.
+    keeping every parsed run (``result_explanation`` up to 100,000 chars) in memory until the page
+    cap trips: up to 3.2 GB read and held for one listing. Here 100 pages of ~1 MiB: ~95 MiB read
+    (1,000 "runs" held) before "more than 100 pages" is raised. Promised (a cap that means
+    something): stop at the batch's ``total_count`` runs, or at one reply's worth of bytes.
     """
     conn = attack_conn()
     batch = retell.apply_create({"response_engine": ENGINE, "test_case_definition_ids": IDS})
