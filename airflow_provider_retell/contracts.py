@@ -11,7 +11,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from airflow_provider_retell.exceptions import RetellError
 from airflow_provider_retell.validation import ID_PATTERN
@@ -88,6 +96,12 @@ class BatchTestEvent(_Strict):
     message: str | None = Field(default=None, max_length=2000)
     status_code: int | None = None
 
+    @field_validator("message", mode="before")
+    @classmethod
+    def _cut(cls, value: Any) -> Any:
+        """A long message (the previous release did not cut them) is shortened, not refused."""
+        return value[:1999] + "…" if isinstance(value, str) and len(value) > 2000 else value
+
     @model_validator(mode="after")
     def _complete(self) -> BatchTestEvent:
         if not self.batch_test_ids:  # the previous release's single-batch payload
@@ -142,6 +156,12 @@ class RunRecord(_Strict):
     agent_id: str | None = None
     rounds: list[Round]
     create_intent: dict[str, Any] | None = None
+    #: The task's max_tries when the run began: Airflow raises it when a task is cleared by hand,
+    #: never on a retry, so a change means "a person asked for a new run".
+    max_tries: int | None = None
+    #: What the run returned (the result, or the batch ids of an operator that does not wait), kept
+    #: so a retry after the verdict (a lost XCom push, a dead worker) returns it instead of billing anew.
+    verdict: Any = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -165,16 +185,14 @@ class RunRecord(_Strict):
         )
 
     @classmethod
-    def for_batches(cls, batch_test_ids: list[str], timeout: float) -> RunRecord:
+    def for_batches(
+        cls, batch_test_ids: list[str], timeout: float, max_tries: int | None = None
+    ) -> RunRecord:
         """A run of batches someone else started (the sensor's)."""
-        return cls(
-            deadline=time.time() + timeout,
-            rounds=[
-                Round(
-                    test_case_definition_ids=[[] for _ in batch_test_ids], batch_test_ids=list(batch_test_ids)
-                )
-            ],
+        round_ = Round(
+            test_case_definition_ids=[[] for _ in batch_test_ids], batch_test_ids=list(batch_test_ids)
         )
+        return cls(deadline=time.time() + timeout, rounds=[round_], max_tries=max_tries)
 
     @classmethod
     def from_store(cls, value: Any, timeout: float) -> RunRecord | None:

@@ -2,15 +2,19 @@
 
 Retell has no idempotency key, so a create whose outcome is unknown must be found, not re-sent:
 
-1. Before the POST, the intent is recorded (submit time, engine, ids, the engine's batches already
-   there). If it cannot be recorded, nothing is sent. The record outlives the try (Airflow's
-   ``task_state_store``), so a retry, an ``execution_timeout`` or a dead worker reconciles first.
+1. The engine's newest batches are listed (``before``: never ours). Then, immediately before each
+   POST, the intent is recorded (submit time, engine, ids, ``before``). If it cannot be recorded,
+   nothing is sent. The record outlives the try (Airflow's ``task_state_store``), so a retry, an
+   ``execution_timeout`` or a dead worker reconciles first.
 2. Any outcome after which the batch may exist (no reply, read timeout, 5xx, a dropped
-   connection, an unreadable 2xx) is ambiguous: the engine's recent batches are listed until one
-   matches (adopted), several match (the run fails, naming them), or listings that started after
-   the settle window (``create_settle_seconds`` from the submit time) still show none. Only then
-   is the create sent again. A failed listing is never evidence of absence.
-3. The record is cleared once the batch id is known.
+   connection, an unreadable or implausible 2xx) is ambiguous: the engine's batches newer than
+   ``before`` are listed until exactly one ran our cases (adopted), several did (the run fails,
+   naming them), or listings that started after the settle window (``create_settle_seconds``
+   from the submit time) show none (then the create is sent again). A failed listing is never
+   evidence of absence, and a batch whose runs are not listed yet, or that matches all but the
+   engine version, is never taken for absence either.
+3. The batch id and the cleared intent are written in one step (``IntentStore.resolve``), so no
+   moment exists in which a killed worker leaves neither behind.
 """
 
 from __future__ import annotations
@@ -29,24 +33,29 @@ from airflow_provider_retell.models import (
     parse_engine_input,
     parse_response,
 )
-from airflow_provider_retell.operations import Call, Operation, Sleep, list_runs, recent_batches
+from airflow_provider_retell.operations import Call, Operation, Sleep, list_runs, patiently, recent_batches
+from airflow_provider_retell.retry import OutagePolicy, RetryPolicy
 
 CREATE_PATH = "/create-batch-test"
-#: How far Retell's clock may lag ours when matching an ambiguous create to its batch.
+#: How far Retell's clock may lag ours; only used where the listing's order cannot be relied on.
 CREATE_CLOCK_SKEW_SECONDS = 120.0
 #: Longest pause between two reconciliation listings.
 MAX_LISTING_PAUSE_SECONDS = 30.0
 #: Without a deadline (the hook used on its own), how long past the settle window listings may
 #: keep failing before the create is given up (its intent kept, so a later call looks first).
 UNBOUNDED_GRACE_SECONDS = 300.0
+_ENGINE_FIELDS = {"type", "llm_id", "conversation_flow_id"}
 
 
 class IntentStore(Protocol):
-    """Where the create intent lives between attempts and tries (``save`` must be durable)."""
+    """Where the create intent lives between attempts and tries (each write must be durable)."""
 
     def load(self) -> dict[str, Any] | None: ...
     def save(self, intent: dict[str, Any]) -> None: ...
     def clear(self) -> None: ...
+    def resolve(self, batch: BatchTest) -> None:
+        """Record the batch the intent made and clear the intent, in one write."""
+        ...
 
 
 class MemoryIntentStore:
@@ -62,6 +71,9 @@ class MemoryIntentStore:
         self.intent = dict(intent)
 
     def clear(self) -> None:
+        self.intent = None
+
+    def resolve(self, batch: BatchTest) -> None:
         self.intent = None
 
 
@@ -80,27 +92,34 @@ class CreateIntent(BaseModel):
             ids
         )
 
-    def may_be_ours(self, batch: BatchTest) -> bool:
-        fields = {"type", "llm_id", "conversation_flow_id"}
-        same_engine = batch.response_engine.model_dump(include=fields) == {
-            k: v for k, v in self.engine.items() if k in fields
-        }
-        version = self.engine.get("version")
+    def same_kind(self, batch: BatchTest) -> bool:
+        """Same engine (type and id) and size, and not listed before: it may be ours."""
+        wanted = {k: v for k, v in self.engine.items() if k in _ENGINE_FIELDS}
         return (
             batch.id not in self.before
-            and same_engine
-            and (version is None or getattr(batch.response_engine, "version", None) == version)
+            and batch.response_engine.model_dump(include=_ENGINE_FIELDS) == wanted
             and batch.total_count == len(self.test_case_definition_ids)
-            and batch.creation_timestamp >= (self.submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000
         )
 
-    def ran_our_cases(self, runs: Sequence[TestRun]) -> bool:
-        """The same test cases; a batch whose runs are not listed yet cannot be told apart: maybe ours."""
-        return not runs or {r.test_case_definition_id for r in runs} == set(self.test_case_definition_ids)
+    def same_version(self, batch: BatchTest) -> bool:
+        version = self.engine.get("version")
+        return version is None or getattr(batch.response_engine, "version", None) == version
+
+    def plausible_reply(self, batch: BatchTest) -> bool:
+        """A create's 2xx that names a batch which cannot be the one just made is no reply at all."""
+        return self.same_kind(batch) and self.same_version(batch)
 
     def describe(self) -> str:
         sent = time.strftime("%H:%M:%S", time.gmtime(self.submitted_at))
         return f"the create of {len(self.test_case_definition_ids)} test cases sent at {sent} UTC"
+
+
+def ran_only_our_cases(intent: CreateIntent, runs: Sequence[TestRun]) -> bool | None:
+    """True: every listed run is one of ours (a partial listing included). False: it ran a case we did
+    not ask for. None: no run listed yet, so it cannot be told apart."""
+    if not runs:
+        return None
+    return {r.test_case_definition_id for r in runs} <= set(intent.test_case_definition_ids)
 
 
 def create_batch(
@@ -111,13 +130,16 @@ def create_batch(
     settle_seconds: float,
     end: float | None,
     log: Any,
-    max_sends: int = 4,
+    retry: RetryPolicy | None = None,
+    patient: bool = False,
 ) -> Operation[BatchTest]:
     """Start one batch of ``ids`` (1-200) on ``engine``: never a second billed batch (module doc).
 
-    ``end`` bounds the whole protocol (None: the settle window plus ``UNBOUNDED_GRACE_SECONDS``);
-    ``max_sends`` bounds the creates sent after ambiguous outcomes that proved to be failures.
+    ``end`` bounds the whole protocol (None: the settle window plus ``UNBOUNDED_GRACE_SECONDS``).
+    ``retry`` bounds the creates re-sent after failures that proved nothing was made. ``patient``
+    (the run already billed batches): listings that fail transiently are retried until ``end``.
     """
+    retry = retry or RetryPolicy()
     stored = store.load()
     if stored is not None:
         intent = CreateIntent.model_validate(stored)
@@ -131,47 +153,78 @@ def create_batch(
             return batch
     engine_json = engine.model_dump(exclude_none=True)
     body = {"response_engine": engine_json, "test_case_definition_ids": list(ids)}
-    last_error = RetellAPIError("no create was sent")
-    for _ in range(max_sends):
-        now = time.time()
-        before = yield from recent_batches(engine, (now - CREATE_CLOCK_SKEW_SECONDS) * 1000)
+    failures = 0
+    while True:
+        before = yield from _listing(
+            engine, (time.time() - CREATE_CLOCK_SKEW_SECONDS) * 1000, end, log, patient
+        )
         intent = CreateIntent(
-            submitted_at=now,
+            submitted_at=time.time(),
             engine=engine_json,
             test_case_definition_ids=list(ids),
             before=[b.id for b in before],
         )
         store.save(intent.model_dump())  # raises when it cannot be recorded: then nothing is sent
         try:
-            reply = yield Call("POST", CREATE_PATH, json=body, retry=_surely_not_applied)
+            reply = yield Call("POST", CREATE_PATH, json=body, retry=None, end=end)
             batch = parse_response(BatchTest, reply, method="POST", path=CREATE_PATH)
+            if not intent.plausible_reply(batch):
+                raise RetellAPIError(
+                    f"the create's reply names batch test {batch.id}, which cannot be the one just made",
+                    method="POST",
+                    path=CREATE_PATH,
+                    reason="reply",
+                )
         except RetellAPIError as exc:
-            if not exc.maybe_applied:
+            if exc.maybe_applied:
+                log.warning(
+                    "The create's outcome is unknown (%s): looking for its batch before sending again", exc
+                )
+                found = yield from _reconcile(intent, store, settle_seconds, end, log)
+                if found is not None:
+                    return found
+            else:
+                store.clear()  # Retell did not act on it: nothing to find
+                if not exc.transient:
+                    raise
+            failures += 1
+            if failures > retry.max_retries or (end is not None and time.time() >= end):
                 store.clear()
-                raise
-            log.warning(
-                "The create's outcome is unknown (%s): looking for its batch before sending again", exc
-            )
-            found = yield from _reconcile(intent, store, settle_seconds, end, log)
-            if found is None:
-                last_error = exc
-                continue
-            return found
-        store.clear()
+                raise _gave_up(failures, exc) from None
+            yield Sleep(retry.delay(failures, exc))
+            continue
+        store.resolve(batch)
         return batch
-    store.clear()  # listings since each settle window showed that none of these creates landed
-    raise RetellAPIError(
-        f"{max_sends} creates had no reply and made no batch; the last failed with: {last_error.message}",
-        status_code=last_error.status_code,
+
+
+def _gave_up(failures: int, exc: RetellAPIError) -> RetellAPIError:
+    return RetellAPIError(
+        f"{failures} creates failed and made no batch; the last with: {exc.message}",
+        status_code=exc.status_code,
         method="POST",
         path=CREATE_PATH,
-        reason=last_error.reason,
+        reason=exc.reason,
     )
 
 
-def _surely_not_applied(exc: BaseException) -> bool:
-    """Retried blind by the runner: transient failures that prove Retell did not act (429, no connection)."""
-    return isinstance(exc, RetellAPIError) and exc.transient and not exc.maybe_applied
+def _listing(
+    engine: TestableEngine,
+    since_ms: float,
+    end: float | None,
+    log: Any,
+    patient: bool,
+    before: Sequence[str] = (),
+) -> Operation[list[BatchTest]]:
+    if not patient or end is None:
+        return (yield from recent_batches(engine, since_ms, stop_at=before, end=end))
+    return (
+        yield from patiently(
+            lambda: recent_batches(engine, since_ms, stop_at=before, end=end, retry=None),
+            OutagePolicy(1.0),
+            end,
+            log,
+        )
+    )
 
 
 def _reconcile(
@@ -182,37 +235,48 @@ def _reconcile(
     settled_at = intent.submitted_at + settle_seconds
     if end is None:
         end = settled_at + UNBOUNDED_GRACE_SECONDS
+    engine = parse_engine_input(intent.engine)
     while True:
         started = time.time()
         try:
-            engine = parse_engine_input(intent.engine)
             recent = yield from recent_batches(
-                engine, (intent.submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000
+                engine,
+                (intent.submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000,
+                stop_at=intent.before,
+                end=end,
             )
-            ours = []
-            for candidate in (b for b in recent if intent.may_be_ours(b)):
-                runs = yield from list_runs(candidate.id)
-                if intent.ran_our_cases(runs):
-                    ours.append(candidate)
+            ours: list[BatchTest] = []
+            unknown: list[BatchTest] = []
+            other_version: list[BatchTest] = []
+            for candidate in (b for b in recent if intent.same_kind(b)):
+                runs = yield from list_runs(candidate.id, end=end, expected=candidate.total_count)
+                verdict = ran_only_our_cases(intent, runs)
+                if verdict is False:
+                    continue
+                if not intent.same_version(candidate):
+                    other_version.append(candidate)
+                else:
+                    (ours if verdict else unknown).append(candidate)
         except RetellAPIError as exc:
             if not exc.transient:
                 raise
             log.warning("Listing batch tests failed (%s): that is no evidence the create did not land", exc)
         else:
-            if len(ours) == 1:
+            if len(ours) == 1 and not unknown:
                 log.warning("Adopting batch test %s, made by %s", ours[0].id, intent.describe())
-                store.clear()
+                store.resolve(ours[0])
                 return ours[0]
-            if ours:
+            if len(ours) > 1 or ((ours or unknown or other_version) and started >= settled_at):
                 store.clear()  # a person must look; a re-run then starts afresh
+                found = ", ".join(b.id for b in ours + unknown + other_version)
                 raise RetellPermanentError(
-                    f"{intent.describe()} had no known outcome and {len(ours)} batch tests of this engine "
-                    f"with these test cases appeared since ({', '.join(b.id for b in ours)}); not creating "
-                    "another: check them in Retell",
+                    f"{intent.describe()} had no known outcome, and batch tests that may be its own appeared "
+                    f"({found}: the same cases, or runs not listed yet, or another engine version); not "
+                    "creating another: check them in Retell",
                     method="POST",
                     path=CREATE_PATH,
                 )
-            if started >= settled_at:
+            if not (ours or unknown or other_version) and started >= settled_at:
                 log.warning(
                     "No batch test from %s appeared within the %.0f s settle window: sending it again",
                     intent.describe(),

@@ -133,19 +133,29 @@ def paginate(
     retry: Callable[[BaseException], bool] | None = is_transient,
     end: float | None = None,
     keep_reading: Callable[[list[BaseModelT]], bool] | None = None,
+    max_items: int | None = None,
 ) -> Operation[list[BaseModelT]]:
-    """Every item of a ``/v2/list-*`` endpoint; a key seen twice or too many pages is an error."""
+    """Every item of a ``/v2/list-*`` endpoint (at most ``max_items``, when the count is known); a key
+    seen twice, too many pages, or the deadline passing between pages is an error."""
     items: list[BaseModelT] = []
     seen: set[str] = set()
     key: str | None = None
     page_size = page_size or PAGE_SIZE
-    for _ in range(MAX_PAGES):
+    for number in range(MAX_PAGES):
+        if number and end is not None and time.time() >= end:  # every page has its own small grace
+            raise RetellAPIError(
+                "the deadline passed while reading the pages", method="GET", path=path, reason="timeout"
+            )
         params = {**query, "limit": page_size, **({"pagination_key": key} if key else {})}
         body = yield Call("GET", path, params, retry=retry, end=end)
         page = parse_response(Page, body, method="GET", path=path)
         found = [parse_response(model, item, method="GET", path=path) for item in page.items]
         items += found
-        if not page.has_more or not page.pagination_key:
+        if (
+            not page.has_more
+            or not page.pagination_key
+            or (max_items is not None and len(items) >= max_items)
+        ):
             return items
         if keep_reading is not None and not keep_reading(found):
             return items
@@ -180,18 +190,30 @@ def get_batch(
 
 
 def list_runs(
-    batch_test_id: str, *, retry: Any = is_transient, end: float | None = None
+    batch_test_id: str, *, retry: Any = is_transient, end: float | None = None, expected: int | None = None
 ) -> Operation[list[TestRun]]:
+    """A batch's runs; with ``expected`` (its total_count) no page past them is read."""
     path = f"/v2/list-test-runs/{validate_id(batch_test_id, 'batch_test_id')}"
-    return (yield from paginate(path, TestRun, {}, page_size=RUNS_PAGE_SIZE, retry=retry, end=end))
+    size = RUNS_PAGE_SIZE if expected is None else max(1, min(RUNS_PAGE_SIZE, expected))
+    return (yield from paginate(path, TestRun, {}, page_size=size, retry=retry, end=end, max_items=expected))
 
 
-def recent_batches(engine: TestableEngine, since_ms: float) -> Operation[list[BatchTest]]:
-    """The engine's batches created at or after ``since_ms``, reading only the newest pages.
+def recent_batches(
+    engine: TestableEngine,
+    since_ms: float,
+    *,
+    stop_at: Sequence[str] | None = None,
+    end: float | None = None,
+    retry: Callable[[BaseException], bool] | None = is_transient,
+) -> Operation[list[BatchTest]]:
+    """The engine's newest batches, reading as few pages as the listing's order allows.
 
-    Retell does not document the order of the listing: pages are read while each one is newest
-    first and continues the one before; once that fails to hold, every page is read.
+    ``stop_at`` None (a snapshot): every batch read, down to ``since_ms``. ``stop_at`` given (the
+    batches known from a snapshot): the batches newer than the first known one, whatever Retell's
+    clock says. Retell does not document the order: each page must be newest first and continue
+    the one before; once that fails, every page is read and ``since_ms`` decides what is recent.
     """
+    known = None if stop_at is None else set(stop_at)
     ordered = True
     last: int | None = None
 
@@ -201,13 +223,29 @@ def recent_batches(engine: TestableEngine, since_ms: float) -> Operation[list[Ba
         in_order = all(a >= b for a, b in itertools.pairwise(stamps))
         ordered = ordered and in_order and (last is None or not stamps or last >= stamps[0])
         last = stamps[-1] if stamps else last
-        return not (ordered and last is not None and last < since_ms)
+        if not ordered:
+            return True
+        if known is None:
+            return last is None or last >= since_ms
+        return not (known and any(b.id in known for b in page))
 
     query = engine_query(engine)
     found = yield from paginate(
-        "/v2/list-batch-tests", BatchTest, query, page_size=RECENT_PAGE_SIZE, keep_reading=keep_reading
+        "/v2/list-batch-tests",
+        BatchTest,
+        query,
+        page_size=RECENT_PAGE_SIZE,
+        retry=retry,
+        end=end,
+        keep_reading=keep_reading,
     )
-    return [b for b in found if b.creation_timestamp >= since_ms]
+    unique = list({b.id: b for b in reversed(found)}.values())[::-1]  # a batch listed twice counts once
+    if known is None:
+        return unique
+    if ordered:
+        first_known = next((i for i, b in enumerate(unique) if b.id in known), len(unique))
+        return unique[:first_known]
+    return [b for b in unique if b.id not in known and b.creation_timestamp >= since_ms]
 
 
 # -- waiting: the outage policy, written once ---------------------------------------------------------
@@ -251,7 +289,9 @@ def poll_once(
     ids: Sequence[str], done: dict[str, BatchTest], latest: dict[str, BatchTest], *, end: float | None
 ) -> Operation[None]:
     """One read of each batch not yet complete, single attempt each: failures are the caller's."""
-    for batch_test_id in ids:
+    for number, batch_test_id in enumerate(ids):
+        if number and end is not None and time.time() >= end:
+            return  # the deadline passed mid-sweep: the caller decides, without more reads
         if batch_test_id not in done:
             batch = yield from get_batch(batch_test_id, retry=None, end=end)
             latest[batch_test_id] = batch

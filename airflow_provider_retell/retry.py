@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
 
 from airflow_provider_retell.exceptions import RetellAPIError
 
@@ -53,17 +48,21 @@ class RetryPolicy:
     max_wait: float = 60.0
     initial_wait: float = 0.5
 
-    def wait_seconds(self, state: RetryCallState) -> float:
-        asked = retry_after(state.outcome.exception() if state.outcome else None)
+    def delay(self, attempt: int, error: BaseException | None = None) -> float:
+        """The pause before retry number ``attempt`` (1-based) after ``error``."""
+        asked = retry_after(error)
         if asked is not None:
             return min(asked, self.max_wait)
         # jitter, so tasks failing together do not retry in lockstep
-        backoff = wait_exponential(multiplier=self.initial_wait, max=self.max_wait) + wait_random(
-            0, self.initial_wait
-        )
-        return float(min(backoff(state), self.max_wait))
+        backoff = self.initial_wait * 2 ** min(attempt - 1, 30) + random.uniform(0, self.initial_wait)
+        return float(min(backoff, self.max_wait))
 
-    def _kwargs(self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool]) -> dict[str, Any]:
+    def wait_seconds(self, state: RetryCallState) -> float:
+        return self.delay(state.attempt_number, state.outcome.exception() if state.outcome else None)
+
+    def _kwargs(
+        self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool], end: float | None
+    ) -> dict[str, Any]:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
@@ -74,23 +73,34 @@ class RetryPolicy:
                 state.next_action.sleep if state.next_action else 0.0,
             )
 
+        class past_end(stop_base):
+            def __call__(self, state: RetryCallState) -> bool:
+                return end is not None and time.time() + (state.upcoming_sleep or 0.0) >= end
+
         return {
             "retry": retry_if_exception(retry_on),
-            "stop": stop_after_attempt(self.max_retries + 1),
+            "stop": stop_after_attempt(self.max_retries + 1) | past_end(),
             "wait": self.wait_seconds,
             "before_sleep": before_sleep,
             "reraise": True,
         }
 
     def retrying(
-        self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool] = is_transient
+        self,
+        log: logging.Logger | Any,
+        retry_on: Callable[[BaseException], bool] = is_transient,
+        end: float | None = None,
     ) -> Retrying:
-        return Retrying(**self._kwargs(log, retry_on))
+        """Bounded attempts, never sleeping past ``end`` (epoch seconds)."""
+        return Retrying(**self._kwargs(log, retry_on, end))
 
     def async_retrying(
-        self, log: logging.Logger | Any, retry_on: Callable[[BaseException], bool] = is_transient
+        self,
+        log: logging.Logger | Any,
+        retry_on: Callable[[BaseException], bool] = is_transient,
+        end: float | None = None,
     ) -> AsyncRetrying:
-        return AsyncRetrying(**self._kwargs(log, retry_on))
+        return AsyncRetrying(**self._kwargs(log, retry_on, end))
 
 
 @dataclass(frozen=True)

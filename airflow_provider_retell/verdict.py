@@ -75,9 +75,11 @@ def next_step(
     runs: Mapping[str, Sequence[TestRun]],
     *,
     rerun_failed: int = 0,
-    need_all_runs: bool = False,
 ) -> Step:
-    """``batches``: the complete batches known so far; ``runs``: the runs listed so far, by batch."""
+    """``batches``: the complete batches known so far; ``runs``: the runs listed so far, by batch.
+
+    Every batch's runs are read before a verdict: counts alone are never trusted (a batch could
+    report all passed while a run failed, or fewer cases than it was started with)."""
     last = record.rounds[-1]
     for index, batch_test_id in enumerate(last.batch_test_ids):
         if batch_test_id is None:
@@ -85,8 +87,7 @@ def next_step(
     ids = record.batch_test_ids
     if pending := [b for b in ids if b not in batches]:
         return WaitFor(pending)
-    needed = [b for b in ids if need_all_runs or batches[b].fail_count or batches[b].error_count]
-    if unlisted := [b for b in needed if b not in runs]:
+    if unlisted := [b for b in ids if b not in runs]:
         return ListRuns(unlisted)
     outcome = judge(record, batches, runs)
     if outcome.failed and not outcome.problems and len(record.rounds) - 1 < rerun_failed:
@@ -115,12 +116,9 @@ def judge(
             assert batch_test_id is not None
             batch = batches[batch_test_id]
             problems += batch.count_problems()
-            listed = runs.get(batch_test_id)
-            if listed is not None:
-                problems += _disagreements(batch, listed, asked)
-                now: dict[str, TestRun | None] = {r.test_case_definition_id: r for r in listed}
-            else:  # not listed only when nothing failed: every case asked for passed
-                now = dict.fromkeys(asked)
+            listed = runs[batch_test_id]
+            problems += _disagreements(batch, listed, asked)
+            now: dict[str, TestRun | None] = {r.test_case_definition_id: r for r in listed}
             for case, run in now.items():
                 if number > 0:  # a rerun replaces the case's earlier verdict in the counts
                     before = final.get(case)
@@ -163,6 +161,13 @@ def _disagreements(batch: BatchTest, listed: Sequence[TestRun], asked: Sequence[
             f"batch test {batch.id}: its runs ({seen['pass']} passed, {seen['fail']} failed, "
             f"{seen['error']} errored of {len(listed)}) disagree with its counts"
         )
-    if asked and {r.test_case_definition_id for r in listed} != set(asked):
-        problems.append(f"batch test {batch.id} ran other test cases than the ones it was started with")
+    if asked and (
+        batch.total_count != len(asked) or {r.test_case_definition_id for r in listed} != set(asked)
+    ):
+        problems.append(
+            f"batch test {batch.id} ran other test cases than the {len(asked)} it was started with "
+            f"({batch.total_count} reported, {len(listed)} listed)"
+        )
+    if len({r.test_case_definition_id for r in listed}) != len(listed):
+        problems.append(f"batch test {batch.id} lists a test case more than once")
     return problems

@@ -94,10 +94,11 @@ class RunState:
 
 
 class _IntentInRecord:
-    """The create protocol's intent store: a field of the run's record, saved durably each time."""
+    """The create protocol's intent store: a field of the run's record, saved durably each time. The
+    batch's id lands in its slot of the plan in the same write that clears the intent."""
 
-    def __init__(self, state: RunState, record: RunRecord) -> None:
-        self.state, self.record = state, record
+    def __init__(self, state: RunState, record: RunRecord, round_: int, index: int) -> None:
+        self.state, self.record, self.slot = state, record, (round_, index)
 
     def load(self) -> dict[str, Any] | None:
         return self.record.create_intent
@@ -109,6 +110,11 @@ class _IntentInRecord:
     def clear(self) -> None:
         self.record.create_intent = None
         self.state.save(self.record)
+
+    def resolve(self, batch: BatchTest) -> None:
+        round_, index = self.slot
+        self.record.rounds[round_].batch_test_ids[index] = batch.id
+        self.clear()
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,35 @@ class BatchTestWaiter:
         _ = self.hook.settings
 
     def load(self) -> RunRecord | None:
-        return self.state.load(self.policy.timeout)
+        """The run an earlier try of this task left, unless a person has cleared the task since.
+
+        Airflow raises ``max_tries`` when a task is cleared by hand and never on a retry: a cleared
+        task whose run had a verdict starts a new run; one cleared mid-run goes on with the same
+        batches (nothing is billed twice) under a fresh deadline."""
+        record = self.state.load(self.policy.timeout)
+        if record is None:
+            return None
+        now, then = self.max_tries(), record.max_tries
+        cleared = now is not None and then is not None and now != then
+        if record.verdict is not None and (cleared or now is None or then is None):
+            self.state.forget()
+            return None
+        if cleared:
+            self.log.info("The task was cleared mid-run: going on with its batches under a fresh deadline")
+            record.deadline = time.time() + self.policy.timeout
+            record.max_tries = now
+            self.state.save(record)
+        return record
+
+    def max_tries(self) -> int | None:
+        value = getattr(self.context.get("ti"), "max_tries", None)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def conclude(self, record: RunRecord, verdict: Any) -> Any:
+        """Keep the verdict (one write), then hand it out: a retry after this point returns it again."""
+        record.verdict = verdict
+        self.state.save(record)
+        return verdict
 
     # -- the run ------------------------------------------------------------------------------------
 
@@ -161,6 +195,7 @@ class BatchTestWaiter:
             engine=engine.model_dump(exclude_none=True),
             agent_id=self.policy.agent_id,
             rounds=[Round(test_case_definition_ids=chunks, batch_test_ids=[None] * len(chunks))],
+            max_tries=self.max_tries(),
         )
         self.state.save(record)
         return record
@@ -177,6 +212,11 @@ class BatchTestWaiter:
         from airflow_provider_retell.operations import list_runs
         from airflow_provider_retell.verdict import Done, ListRuns, Rerun, StartBatch, WaitFor, next_step
 
+        if record.verdict is not None:  # a retry after the verdict: the same answer, nothing billed
+            self.log.info(
+                "This run already has its verdict (an earlier try ended after it): %s", record.verdict
+            )
+            return self.deliver(record.verdict)
         runs: dict[str, list[TestRun]] = {}
         while True:
             step = next_step(record, self.batches, runs, rerun_failed=self.policy.rerun_failed)
@@ -186,9 +226,11 @@ class BatchTestWaiter:
                 self._wait(record, step.batch_test_ids, mode)
             elif isinstance(step, ListRuns):
                 for batch_test_id in step.batch_test_ids:
-                    runs[batch_test_id] = self._read(
-                        record, mode, partial(list_runs, batch_test_id, retry=None, end=record.deadline)
+                    expected = self.batches[batch_test_id].total_count
+                    make = partial(
+                        list_runs, batch_test_id, retry=None, end=record.deadline, expected=expected
                     )
+                    runs[batch_test_id] = self._read(record, mode, make)
             elif isinstance(step, Rerun):
                 self._rerun(record, step.test_case_definition_ids, step.outcome)
             else:
@@ -203,7 +245,7 @@ class BatchTestWaiter:
         if record is None:  # no store (or it was cleared): the event names the batches
             from airflow_provider_retell.contracts import RunRecord
 
-            record = RunRecord.for_batches(list(event.batch_test_ids), self.policy.timeout)
+            record = RunRecord.for_batches(list(event.batch_test_ids), self.policy.timeout, self.max_tries())
         if event.status == "timeout":
             self.state.forget()
             raise RetellTimeoutError(event.message or self.timeout_message(event.batch_test_ids, []))
@@ -242,16 +284,19 @@ class BatchTestWaiter:
         self.state.require_durable()
         if record.create_intent is None:
             self.check_cost(len(step.test_case_definition_ids), record.started_cases)
+            if time.time() >= record.deadline:
+                raise RetellTimeoutError(
+                    f"The run's deadline passed before all of its batches could start; nothing more was "
+                    f"started. {still_running_message(record.batch_test_ids) if record.batch_test_ids else ''}"
+                )
         assert record.engine is not None
         batch = self.hook.create_batch_test(
             parse_engine_input(record.engine),
             step.test_case_definition_ids,
-            intent_store=_IntentInRecord(self.state, record),
+            intent_store=_IntentInRecord(self.state, record, step.round, step.index),
             end=record.deadline,
+            patient=bool(record.batch_test_ids),  # once anything is billed, an outage only means "later"
         )
-        record.rounds[step.round].batch_test_ids[step.index] = batch.id
-        record.create_intent = None
-        self.state.save(record)
         ids = record.batch_test_ids
         ti = self.context["ti"]
         ti.xcom_push(key="batch_test_id", value=ids[0])
@@ -308,9 +353,9 @@ class BatchTestWaiter:
             self.log.info("%s", describe([latest[i] for i in ids if i in latest]))
         if mode == "poke":
             raise NotYet(policy.delay(1 if error else 0, error))
-        if mode == "defer":
-            self._defer(record, pending)
         next_poll = time.time() + policy.delay(1 if error else 0, error)
+        if mode == "defer":
+            self._defer(record, pending, next_poll)
         try:
             operation = poll_until_complete(
                 pending, policy, record.deadline, self.log, done=self.batches, first_poll_at=next_poll
@@ -324,7 +369,7 @@ class BatchTestWaiter:
         except RetellAPIError as exc:
             raise self._permanent(exc, pending) from None
 
-    def _defer(self, record: RunRecord, pending: list[str]) -> None:
+    def _defer(self, record: RunRecord, pending: list[str], first_poll_at: float) -> None:
         from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
 
         now = time.time()
@@ -334,7 +379,7 @@ class BatchTestWaiter:
                 retell_conn_id=self.policy.retell_conn_id,
                 poll_interval=self.policy.poll_interval,
                 end_time=record.deadline,
-                first_poll_at=now + self.policy.poll_interval,
+                first_poll_at=min(first_poll_at, record.deadline),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=max(record.deadline - now, 0)) + DEFER_GRACE,
@@ -362,7 +407,7 @@ class BatchTestWaiter:
     def _finish(self, record: RunRecord, outcome: Outcome) -> BatchTestResult:
         """Build the result, push it, and raise if the gate says no. The record is forgotten."""
         result = build_result(outcome, self.policy.gate, agent_id=record.agent_id or self.policy.agent_id)
-        self.state.forget()
+        self.conclude(record, result)
         verdict = "passed" if result["gate_passed"] else "FAILED"
         self.log.info("%s complete: %s; gate %s", run_label(result), counts_line(result), verdict)
         for case in result["flaky_test_cases"]:
@@ -374,8 +419,12 @@ class BatchTestWaiter:
             )
         if result["failed_test_cases"]:
             self.log.info("Failed test cases:\n%s", failed_cases_table(result["failed_test_cases"]))
+        return self.deliver(result)
+
+    def deliver(self, result: BatchTestResult) -> BatchTestResult:
+        """Return the result, or push it and raise when the gate said no (an ``all_done`` report task
+        still reads the counts)."""
         if not result["gate_passed"]:
-            # Pushed before raising, so an ``all_done`` report task still reads the counts.
             self.context["ti"].xcom_push(key="return_value", value=result)
             raise RetellQualityGateError(gate_failure_message(result))
         return result

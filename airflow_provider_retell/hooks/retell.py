@@ -207,7 +207,7 @@ class RetellHook(BaseHook):
     def _call(self, call: Call) -> Any:
         if call.retry is None:
             return self._send(call)
-        for attempt in self.settings.retry.retrying(self.log, call.retry):
+        for attempt in self.settings.retry.retrying(self.log, call.retry, call.end):
             with attempt:
                 reply = self._send(call)
         return reply
@@ -215,7 +215,7 @@ class RetellHook(BaseHook):
     async def _acall(self, call: Call) -> Any:
         if call.retry is None:
             return await self._asend(call)
-        async for attempt in (await self.asettings()).retry.async_retrying(self.log, call.retry):
+        async for attempt in (await self.asettings()).retry.async_retrying(self.log, call.retry, call.end):
             with attempt:
                 reply = await self._asend(call)
         return reply
@@ -327,13 +327,15 @@ class RetellHook(BaseHook):
         *,
         intent_store: IntentStore | None = None,
         end: float | None = None,
+        patient: bool = False,
     ) -> BatchTest:
         """Start a batch test: never a second billed batch, whatever the network does (``creating.py``).
 
         ``intent_store`` keeps the create's intent where a later try finds it (the operator passes
-        the task's ``task_state_store`` record); ``end`` bounds the wait for an ambiguous create.
+        the task's ``task_state_store`` record); ``end`` bounds the whole create; ``patient`` waits
+        out listing outages until ``end`` (for a run that has already billed batches).
         """
-        return self.run(self._create(response_engine, test_case_definition_ids, intent_store, end))
+        return self.run(self._create(response_engine, test_case_definition_ids, intent_store, end, patient))
 
     async def acreate_batch_test(
         self,
@@ -342,12 +344,15 @@ class RetellHook(BaseHook):
         *,
         intent_store: IntentStore | None = None,
         end: float | None = None,
+        patient: bool = False,
     ) -> BatchTest:
         await self.asettings()
-        return await self.arun(self._create(response_engine, test_case_definition_ids, intent_store, end))
+        return await self.arun(
+            self._create(response_engine, test_case_definition_ids, intent_store, end, patient)
+        )
 
     def _create(
-        self, engine: Any, ids: Sequence[str], store: IntentStore | None, end: float | None
+        self, engine: Any, ids: Sequence[str], store: IntentStore | None, end: float | None, patient: bool
     ) -> Operation[BatchTest]:
         """Checked before the first step, so bad input fails before any request."""
         engine = parse_engine_input(engine)
@@ -360,7 +365,8 @@ class RetellHook(BaseHook):
             settle_seconds=settings.create_settle_seconds,
             end=end,
             log=self.log,
-            max_sends=settings.retry.max_retries + 1,
+            retry=settings.retry,
+            patient=patient,
         )
 
 

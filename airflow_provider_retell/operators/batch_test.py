@@ -142,18 +142,16 @@ class RetellBatchTestOperator(BaseOperator):
                 assert isinstance(self.agent_id, str)  # checked above: exactly one of the two
                 engine = resolve_engine(waiter.hook, self.agent_id, self.agent_version)
             record = waiter.new_run(engine, chunked(plan_ids(waiter.hook, engine, ids)))
-        else:
-            self.log.info(
-                "Reattaching to the run an earlier try of this task started: %s", record.batch_test_ids
-            )
-            if record.batch_test_ids:
-                context["ti"].xcom_push(key="batch_test_id", value=record.batch_test_ids[0])
-                context["ti"].xcom_push(key="batch_test_ids", value=record.batch_test_ids)
+        elif started := record.batch_test_ids:
+            self.log.info("Reattaching to the batches an earlier try of this task started: %s", started)
+            context["ti"].xcom_push(key="batch_test_id", value=started[0])
+            context["ti"].xcom_push(key="batch_test_ids", value=started)
         if not self.wait_for_completion:
-            waiter.start_batches(record)
-            waiter.state.forget()
-            started = record.batch_test_ids
-            return started[0] if len(started) == 1 else started
+            if record.verdict is None:
+                waiter.start_batches(record)
+                started = record.batch_test_ids
+                waiter.conclude(record, started[0] if len(started) == 1 else started)
+            return record.verdict
         return waiter.drive(record, "defer" if self.deferrable else "block")
 
     def execute_complete(self, context: Context, event: Any = None) -> BatchTestResult:

@@ -103,7 +103,7 @@ class RetellBatchTestSensor(BaseSensorOperator):
         ids = self._batch_test_ids()
         record = waiter.load()
         if record is None or record.rounds[0].batch_test_ids != ids:
-            record = RunRecord.for_batches(ids, float(self.timeout))
+            record = RunRecord.for_batches(ids, float(self.timeout), waiter.max_tries())
             waiter.state.save(record)
         return record
 
