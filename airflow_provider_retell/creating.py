@@ -134,7 +134,7 @@ def create_batch(
     last_error = RetellAPIError("no create was sent")
     for _ in range(max_sends):
         now = time.time()
-        before = yield from recent_batches(engine, (now - CREATE_CLOCK_SKEW_SECONDS) * 1000)
+        before = yield from recent_batches(engine, (now - CREATE_CLOCK_SKEW_SECONDS) * 1000, end=end)
         intent = CreateIntent(
             submitted_at=now,
             engine=engine_json,
@@ -143,7 +143,7 @@ def create_batch(
         )
         store.save(intent.model_dump())  # raises when it cannot be recorded: then nothing is sent
         try:
-            reply = yield Call("POST", CREATE_PATH, json=body, retry=_surely_not_applied)
+            reply = yield Call("POST", CREATE_PATH, json=body, retry=_surely_not_applied, end=end)
             batch = parse_response(BatchTest, reply, method="POST", path=CREATE_PATH)
         except RetellAPIError as exc:
             if not exc.maybe_applied:
@@ -187,11 +187,11 @@ def _reconcile(
         try:
             engine = parse_engine_input(intent.engine)
             recent = yield from recent_batches(
-                engine, (intent.submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000
+                engine, (intent.submitted_at - CREATE_CLOCK_SKEW_SECONDS) * 1000, end=end
             )
             ours = []
             for candidate in (b for b in recent if intent.may_be_ours(b)):
-                runs = yield from list_runs(candidate.id)
+                runs = yield from list_runs(candidate.id, end=end)
                 if intent.ran_our_cases(runs):
                     ours.append(candidate)
         except RetellAPIError as exc:

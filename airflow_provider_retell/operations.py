@@ -46,7 +46,7 @@ LAST_POLL_GRACE_SECONDS = 3.0
 class Call:
     """One request. ``retry`` decides which failures the runner retries with the bounded policy
     (None: one attempt, the operation handles failures); ``end`` is the epoch second the request may
-    not outlive by more than ``LAST_POLL_GRACE_SECONDS``."""
+    not outlive by more than ``LAST_POLL_GRACE_SECONDS``, and after which it is not retried."""
 
     method: str
     path: str
@@ -189,8 +189,11 @@ def list_runs(
     return (yield from paginate(path, TestRun, {}, page_size=RUNS_PAGE_SIZE, retry=retry, end=end))
 
 
-def recent_batches(engine: TestableEngine, since_ms: float) -> Operation[list[BatchTest]]:
-    """The engine's batches created at or after ``since_ms``, reading only the newest pages.
+def recent_batches(
+    engine: TestableEngine, since_ms: float, *, end: float | None = None
+) -> Operation[list[BatchTest]]:
+    """The engine's batches created at or after ``since_ms``, reading only the newest pages (each
+    request bounded by ``end``, as :class:`Call` says).
 
     Retell does not document the order of the listing: pages are read while each one is newest
     first and continues the one before; once that fails to hold, every page is read.
@@ -208,7 +211,12 @@ def recent_batches(engine: TestableEngine, since_ms: float) -> Operation[list[Ba
 
     query = engine_query(engine)
     found = yield from paginate(
-        "/v2/list-batch-tests", BatchTest, query, page_size=RECENT_PAGE_SIZE, keep_reading=keep_reading
+        "/v2/list-batch-tests",
+        BatchTest,
+        query,
+        page_size=RECENT_PAGE_SIZE,
+        end=end,
+        keep_reading=keep_reading,
     )
     return [b for b in found if b.creation_timestamp >= since_ms]
 

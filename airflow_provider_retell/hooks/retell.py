@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -88,6 +88,13 @@ def _scrub_error(exc: RetellError, settings: RetellConnectionSettings) -> None:
     exc.args = tuple(
         scrub(arg, settings.secrets, limit=len(arg)) if isinstance(arg, str) else arg for arg in exc.args
     )
+
+
+def _retry_before_end(call: Call) -> Callable[[BaseException], bool]:
+    """The call's retry rule, off once its ``end`` has passed: the deadline bounds the retries too."""
+    assert call.retry is not None
+    retry = call.retry
+    return lambda exc: retry(exc) and (call.end is None or time.time() < call.end)
 
 
 def _check_length(response: httpx.Response, call: Call) -> None:
@@ -241,7 +248,7 @@ class RetellHook(BaseHook):
     def _call(self, call: Call) -> Any:
         if call.retry is None:
             return self._send(call)
-        for attempt in self.settings.retry.retrying(self.log, call.retry):
+        for attempt in self.settings.retry.retrying(self.log, _retry_before_end(call)):
             with attempt:
                 reply = self._send(call)
         return reply
@@ -249,7 +256,8 @@ class RetellHook(BaseHook):
     async def _acall(self, call: Call) -> Any:
         if call.retry is None:
             return await self._asend(call)
-        async for attempt in (await self.asettings()).retry.async_retrying(self.log, call.retry):
+        policy = (await self.asettings()).retry
+        async for attempt in policy.async_retrying(self.log, _retry_before_end(call)):
             with attempt:
                 reply = await self._asend(call)
         return reply

@@ -517,6 +517,24 @@ async def test_5_trigger_with_a_trickling_reply_ends_at_the_deadline(via_chaos, 
     assert "no whole reply within the request's time budget" in event["message"]
 
 
+def test_5_create_reconciliation_listing_that_trickles_ends_at_the_deadline(via_chaos, emulator, make_hook):
+    """After an ambiguous create, the listings that look for its batch are bounded by the run's
+    deadline too (no hook retry past it), so a trickling listing cannot hold the task."""
+    hook = make_hook(via_chaos.url, create_settle_seconds=30)
+    emulator.add_fault("POST", CREATE, "lost_reply", status_code=504)
+    via_chaos.route("GET", LIST, forward(emulator.url), times=1)  # the listing before the create
+    via_chaos.route("GET", LIST, forward(emulator.url, trickle=ONE_BYTE_A_SECOND["headers"]))
+    store = MemoryIntentStore()
+    clock = Clock()
+
+    with pytest.raises(RetellTimeoutError, match="intent stays recorded"):
+        hook.create_batch_test(BOOKING, IDS, intent_store=store, end=time.time() + 1)
+
+    assert 1 <= clock.elapsed < 1 + OVERRUN
+    assert store.load() is not None  # the next try looks for the batch before sending anything
+    assert emulator.count("POST", CREATE) == 1
+
+
 # == 6. A listing that never ends: stopped at a repeated key or at the page cap, naming the endpoint ==
 
 
