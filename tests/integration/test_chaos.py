@@ -1008,6 +1008,28 @@ async def test_12_a_success_reply_echoing_the_key_is_scrubbed_too(echoing, capfd
     assert_no_key(*texts, out, err)
 
 
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        "sk-line\nX-Injected: 1",
+        "sk-nul\x00tail-secret",
+        "sk-caf\u00e9-secret",
+        "sk-inner space-secret",
+        "sk-tab\tsecret",
+    ],
+    ids=["newline", "nul", "non-ascii", "space", "tab"],
+)
+def test_12_a_key_httpx_could_not_send_is_refused_without_printing_it(emulator, connect, bad_key):
+    connect(password=bad_key)
+
+    with pytest.raises(RetellInputError, match="API key holds a character") as info:
+        RetellHook().get_batch_test("tcbj_1")
+
+    assert "secret" not in str(info.value)
+    assert "X-Injected" not in str(info.value)
+    assert emulator.requests() == []
+
+
 def test_12_any_error_an_operation_raises_is_scrubbed_by_the_runner(echoing):
     def operation() -> Any:
         yield from ()
