@@ -279,7 +279,8 @@ def test_2_every_create_504s_one_batch(emulator, make_hook):
     # The second 504 made the batch 0.3 s later: found, adopted, no third create.
     assert statuses(emulator, "POST", CREATE) == [504, 504]
     first, second = (r["timestamp"] for r in emulator.requests("POST", CREATE))
-    assert second - first >= 0.5
+    # The window runs from the submit time, taken just before the listing that precedes the POST.
+    assert second - first >= 0.5 - 0.1
 
 
 # == 3. A create that times out and lands later; a task killed mid-POST =============================
@@ -534,7 +535,7 @@ def test_5_sensor_poke_with_a_trickling_body_ends_at_the_deadline(via_chaos, emu
     with pytest.raises(RetellTimeoutError, match="Timed out after 1s"):
         sensor(batch_test_id, timeout=1).execute(fake_context())
 
-    assert 1 <= clock.elapsed < 1 + short_grace + 0.5
+    assert 1 <= clock.elapsed < 1 + short_grace + 1
 
 
 async def test_5_trigger_with_a_trickling_reply_ends_at_the_deadline(via_chaos, emulator, short_grace):
@@ -544,7 +545,7 @@ async def test_5_trigger_with_a_trickling_reply_ends_at_the_deadline(via_chaos, 
 
     (event,) = await trigger_events(batch_test_id, end_in=1)
 
-    assert 1 <= clock.elapsed < 1 + short_grace + 0.5
+    assert 1 <= clock.elapsed < 1 + short_grace + 1
     assert event["status"] == "timeout"
     assert "no whole reply within the request's time budget" in event["message"]
 
