@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from airflow_provider_retell.exceptions import RetellAPIError, RetellInputError
+from airflow_provider_retell.redact import scrub_reply_text
 from airflow_provider_retell.validation import ID_PATTERN, check_engine_dict
 
 BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
@@ -208,7 +209,8 @@ class Page(_RetellModel):
 
 
 def parse_response(model: type[BaseModelT], payload: Any, *, method: str, path: str) -> BaseModelT:
-    """Validate a reply; a missing or mistyped field is a ``RetellAPIError`` that names it."""
+    """Validate a reply; a missing or mistyped field is a ``RetellAPIError`` that names it (pydantic
+    quotes some values, such as an unknown ``type``: scrubbed of the key like any reply text)."""
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -216,5 +218,8 @@ def parse_response(model: type[BaseModelT], payload: Any, *, method: str, path: 
             f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}" for err in exc.errors()[:5]
         )
         raise RetellAPIError(
-            f"unexpected {model.__name__} in the reply ({problems})", method=method, path=path, reason="reply"
+            f"unexpected {model.__name__} in the reply ({scrub_reply_text(problems, limit=1000)})",
+            method=method,
+            path=path,
+            reason="reply",
         ) from None

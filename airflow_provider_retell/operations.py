@@ -25,6 +25,7 @@ from airflow_provider_retell.models import (
     engine_query,
     parse_response,
 )
+from airflow_provider_retell.redact import scrub_reply_text
 from airflow_provider_retell.retry import OutagePolicy, is_transient
 from airflow_provider_retell.validation import validate_id
 
@@ -45,7 +46,7 @@ LAST_POLL_GRACE_SECONDS = 3.0
 class Call:
     """One request. ``retry`` decides which failures the runner retries with the bounded policy
     (None: one attempt, the operation handles failures); ``end`` is the epoch second the request may
-    not outlive by more than ``LAST_POLL_GRACE_SECONDS``."""
+    not outlive by more than ``LAST_POLL_GRACE_SECONDS``, and after which it is not retried."""
 
     method: str
     path: str
@@ -160,8 +161,10 @@ def paginate(
         if keep_reading is not None and not keep_reading(found):
             return items
         if page.pagination_key in seen:
+            # The key itself is not quoted: it is Retell's text, and a prefix would escape scrubbing.
             raise RetellAPIError(
-                f"the listing repeats pagination_key {page.pagination_key[:40]!r}: stopped reading",
+                f"the listing repeats on page {len(seen) + 1} the pagination_key of an earlier page: "
+                "stopped reading",
                 method="GET",
                 path=path,
                 reason="reply",
@@ -266,7 +269,7 @@ class Progress:
                 self.log.warning(
                     "Batch test %s has unknown status %r: treated as not finished",
                     batch.id,
-                    batch.status[:64],
+                    scrub_reply_text(batch.status, limit=64),
                 )
         line = describe(batches)
         if line != self._line:

@@ -6,14 +6,25 @@ that escapes it, or a URL that percent-encodes it would slip through, so every f
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from functools import cache
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
+#: Characters left as they are by common percent-encoders: everything encoded, Python's ``quote``
+#: default, JavaScript's ``encodeURIComponent`` and ``encodeURI``.
+_URL_SAFE = ("", "/", "-_.!~*'()", "-_.!~*'();/?:@&=+$,#")
+_ESCAPE = re.compile("%[0-9A-F]{2}")
 #: Longest text from Retell or httpx kept in a message: a reply may be megabytes of anything.
 MAX_MESSAGE_CHARS = 500
+
+#: The secrets of the connection whose operation is being run (set by the hook's runners), so the
+#: operations, which see no connection, can scrub what they quote from a reply.
+_in_use: ContextVar[tuple[str, ...]] = ContextVar("retell_secrets_in_use", default=())
 
 
 @cache
@@ -26,10 +37,10 @@ def secret_forms(secret: str) -> tuple[str, ...]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
         json.dumps(secret).replace("/", "\\/")[1:-1],
-        quote(secret, safe=""),
-        quote_plus(secret, safe=""),
     }
-    forms |= {f.lower() for f in forms if "%" in f}  # percent-encoding in either case
+    for safe in _URL_SAFE:  # percent-encoded as a URL path, a query value or JavaScript would
+        forms |= {quote(secret, safe=safe), quote_plus(secret, safe=safe)}
+    forms |= {_ESCAPE.sub(lambda m: m.group(0).lower(), f) for f in forms}  # %2f as well as %2F
     # longest first, so a form that contains another is replaced whole
     return tuple(sorted((f for f in forms if len(f) >= 4), key=len, reverse=True))
 
@@ -43,3 +54,18 @@ def scrub(text: str, secrets: Iterable[str], limit: int = MAX_MESSAGE_CHARS) -> 
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+@contextlib.contextmanager
+def secrets_in_use(secrets: Iterable[str]) -> Iterator[None]:
+    """Within this block, :func:`scrub_reply_text` removes ``secrets``."""
+    token = _in_use.set(tuple(secrets))
+    try:
+        yield
+    finally:
+        _in_use.reset(token)
+
+
+def scrub_reply_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Text quoted from a reply (a field's value, a status) scrubbed of the secrets in use."""
+    return scrub(text, _in_use.get(), limit)

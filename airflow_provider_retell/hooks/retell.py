@@ -18,7 +18,12 @@ from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_retell.connection import RetellConnectionSettings
 from airflow_provider_retell.creating import IntentStore, MemoryIntentStore, create_batch
-from airflow_provider_retell.exceptions import RetellAPIError, RetellInputError, RetellPermanentError
+from airflow_provider_retell.exceptions import (
+    RetellAPIError,
+    RetellError,
+    RetellInputError,
+    RetellPermanentError,
+)
 from airflow_provider_retell.models import (
     Agent,
     BatchTest,
@@ -40,6 +45,7 @@ from airflow_provider_retell.operations import (
     read,
     reply_too_large,
 )
+from airflow_provider_retell.redact import scrub, secrets_in_use
 from airflow_provider_retell.transport import (
     ASYNC_CLIENTS,
     MAX_REPLY_BYTES,
@@ -72,6 +78,16 @@ def _transport_error(
         reason = "dropped"
     message = f"{type(exc).__name__}: {settings.scrub(str(exc)) or 'no reply'}"
     return RetellAPIError(message, method=call.method, path=call.path, reason=reason)
+
+
+def _scrub_error(exc: RetellError, settings: RetellConnectionSettings) -> None:
+    """An error an operation raised may quote a reply (a field's value): scrubbed in place, so it
+    keeps its type and traceback, before it reaches a log, a task failure or a trigger event."""
+    if isinstance(exc, RetellAPIError):
+        exc.message = scrub(exc.message, settings.secrets, limit=len(exc.message))
+    exc.args = tuple(
+        scrub(arg, settings.secrets, limit=len(arg)) if isinstance(arg, str) else arg for arg in exc.args
+    )
 
 
 def _check_length(response: httpx.Response, call: Call) -> None:
@@ -169,7 +185,26 @@ class RetellHook(BaseHook):
         return budget
 
     def run(self, operation: Operation[T]) -> T:
-        """Drive an operation with the sync client."""
+        """Drive an operation with the sync client; what it quotes from replies is scrubbed of the key."""
+        settings = self.settings
+        with secrets_in_use(settings.secrets):
+            try:
+                return self._run(operation)
+            except RetellError as exc:
+                _scrub_error(exc, settings)
+                raise
+
+    async def arun(self, operation: Operation[T]) -> T:
+        """Drive an operation with the event loop's shared async client (scrubbed as :meth:`run`)."""
+        settings = await self.asettings()
+        with secrets_in_use(settings.secrets):
+            try:
+                return await self._arun(operation)
+            except RetellError as exc:
+                _scrub_error(exc, settings)
+                raise
+
+    def _run(self, operation: Operation[T]) -> T:
         reply: Any = None
         error: RetellAPIError | None = None
         while True:
@@ -186,8 +221,7 @@ class RetellHook(BaseHook):
             except RetellAPIError as exc:
                 error = exc
 
-    async def arun(self, operation: Operation[T]) -> T:
-        """Drive an operation with the event loop's shared async client."""
+    async def _arun(self, operation: Operation[T]) -> T:
         reply: Any = None
         error: RetellAPIError | None = None
         while True:
