@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from airflow_provider_retell.exceptions import RetellInputError
 from airflow_provider_retell.redact import scrub
@@ -140,7 +141,8 @@ class RetellConnectionSettings:
         if not host:
             base_url = DEFAULT_BASE_URL
         elif "://" in host:
-            base_url = host.rstrip("/")
+            scheme, _, rest = host.partition("://")
+            base_url = f"{scheme.lower()}://{rest}".rstrip("/")
         else:
             base_url = f"https://{host}" + (f":{conn.port}" if conn.port else "")
         parts = urlsplit(base_url)
@@ -166,7 +168,7 @@ class RetellConnectionSettings:
         """``https://``: the ``proxy`` extra, else the proxy environment. ``http://``: never a proxy, so
         a bearer key meant for loopback cannot travel in clear text to a proxy named in the environment."""
         explicit = str(extra.get("proxy") or "").strip()
-        if base_url.startswith("http://"):
+        if urlsplit(base_url).scheme != "https":
             if explicit:
                 raise RetellInputError(
                     f"Connection {conn_id!r}: extra 'proxy' only applies to an https:// base URL "
@@ -180,9 +182,15 @@ class RetellConnectionSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What must never appear in a log, an error or an event: the key, and the proxy's password."""
-        proxy_password = urlsplit(self.proxy).password if self.proxy else None
-        return tuple(s for s in (self.api_key, proxy_password) if s)
+        """What must never appear in a log, an error or an event: the key, and the proxy's password
+        as written (percent-encoded), decoded, and as the Basic credentials a proxy may echo."""
+        found = [self.api_key]
+        parts = urlsplit(self.proxy) if self.proxy else None
+        if parts is not None and parts.password:
+            user, password = unquote(parts.username or ""), unquote(parts.password)
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+            found += [parts.password, password, f"{user}:{password}", basic]
+        return tuple(dict.fromkeys(s for s in found if s))
 
-    def scrub(self, text: str) -> str:
-        return scrub(text, self.secrets)
+    def scrub(self, text: str, limit: int | None = 500) -> str:
+        return scrub(text, self.secrets, limit)

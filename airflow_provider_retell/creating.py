@@ -33,7 +33,15 @@ from airflow_provider_retell.models import (
     parse_engine_input,
     parse_response,
 )
-from airflow_provider_retell.operations import Call, Operation, Sleep, list_runs, patiently, recent_batches
+from airflow_provider_retell.operations import (
+    SMALL_REPLY_BYTES,
+    Call,
+    Operation,
+    Sleep,
+    list_runs,
+    patiently,
+    recent_batches,
+)
 from airflow_provider_retell.retry import OutagePolicy, RetryPolicy
 
 CREATE_PATH = "/create-batch-test"
@@ -102,8 +110,9 @@ class CreateIntent(BaseModel):
         )
 
     def same_version(self, batch: BatchTest) -> bool:
-        version = self.engine.get("version")
-        return version is None or getattr(batch.response_engine, "version", None) == version
+        """No contradiction: either side without a version matches; two different versions do not."""
+        version, listed = self.engine.get("version"), getattr(batch.response_engine, "version", None)
+        return version is None or listed is None or listed == version
 
     def plausible_reply(self, batch: BatchTest) -> bool:
         """A create's 2xx that names a batch which cannot be the one just made is no reply at all."""
@@ -151,13 +160,18 @@ def create_batch(
         batch = yield from _reconcile(intent, store, settle_seconds, end, log)
         if batch is not None:
             return batch
-    engine_json = engine.model_dump(exclude_none=True)
-    body = {"response_engine": engine_json, "test_case_definition_ids": list(ids)}
     failures = 0
     while True:
+        if end is not None and time.time() >= end:
+            store.clear()  # whatever was recorded made no batch (or was found above)
+            raise RetellTimeoutError(
+                "The run's deadline passed before the create could be sent; nothing was started."
+            )
         before = yield from _listing(
             engine, (time.time() - CREATE_CLOCK_SKEW_SECONDS) * 1000, end, log, patient
         )
+        engine_json = _pinned(engine, before).model_dump(exclude_none=True)
+        body = {"response_engine": engine_json, "test_case_definition_ids": list(ids)}
         intent = CreateIntent(
             submitted_at=time.time(),
             engine=engine_json,
@@ -166,7 +180,9 @@ def create_batch(
         )
         store.save(intent.model_dump())  # raises when it cannot be recorded: then nothing is sent
         try:
-            reply = yield Call("POST", CREATE_PATH, json=body, retry=None, end=end)
+            reply = yield Call(
+                "POST", CREATE_PATH, json=body, retry=None, end=end, max_bytes=SMALL_REPLY_BYTES
+            )
             batch = parse_response(BatchTest, reply, method="POST", path=CREATE_PATH)
             if not intent.plausible_reply(batch):
                 raise RetellAPIError(
@@ -197,6 +213,15 @@ def create_batch(
         return batch
 
 
+def _pinned(engine: TestableEngine, latest: Sequence[BatchTest]) -> TestableEngine:
+    """An engine asked for without a version means its latest: pin the version the listing shows, so
+    a version published while a create's outcome is unknown cannot hide the batch from the listing."""
+    if engine.version is not None:
+        return engine
+    versions = {getattr(b.response_engine, "version", None) for b in latest} - {None}
+    return engine.model_copy(update={"version": versions.pop()}) if len(versions) == 1 else engine
+
+
 def _gave_up(failures: int, exc: RetellAPIError) -> RetellAPIError:
     return RetellAPIError(
         f"{failures} creates failed and made no batch; the last with: {exc.message}",
@@ -208,22 +233,14 @@ def _gave_up(failures: int, exc: RetellAPIError) -> RetellAPIError:
 
 
 def _listing(
-    engine: TestableEngine,
-    since_ms: float,
-    end: float | None,
-    log: Any,
-    patient: bool,
-    before: Sequence[str] = (),
+    engine: TestableEngine, since_ms: float, end: float | None, log: Any, patient: bool
 ) -> Operation[list[BatchTest]]:
+    """The snapshot before a create. Once the run has billed batches an outage only means "later":
+    each listing keeps its bounded retries, and exhausting them waits and tries again until ``end``."""
     if not patient or end is None:
-        return (yield from recent_batches(engine, since_ms, stop_at=before, end=end))
+        return (yield from recent_batches(engine, since_ms, end=end))
     return (
-        yield from patiently(
-            lambda: recent_batches(engine, since_ms, stop_at=before, end=end, retry=None),
-            OutagePolicy(1.0),
-            end,
-            log,
-        )
+        yield from patiently(lambda: recent_batches(engine, since_ms, end=end), OutagePolicy(1.0), end, log)
     )
 
 

@@ -25,9 +25,9 @@ from airflow_provider_retell.models import (
     engine_query,
     parse_response,
 )
-from airflow_provider_retell.redact import scrub_reply_text
+from airflow_provider_retell.redact import MAX_MESSAGE_CHARS, scrub_reply_text
 from airflow_provider_retell.retry import OutagePolicy, is_transient
-from airflow_provider_retell.validation import validate_id
+from airflow_provider_retell.validation import MAX_TEST_CASE_DEFINITION_IDS, validate_id
 
 T = TypeVar("T")
 
@@ -40,6 +40,10 @@ RUNS_PAGE_SIZE = 50
 RECENT_PAGE_SIZE = 50
 #: How long the last poll may run past the deadline (replies that trickle are cut here).
 LAST_POLL_GRACE_SECONDS = 3.0
+#: Largest reply read: a page of 50 runs with transcripts stays far below; one object far below
+#: the small cap (a reply that size would only stall the triggerer's event loop while parsed).
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+SMALL_REPLY_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Call:
     json: Any = None
     retry: Callable[[BaseException], bool] | None = is_transient
     end: float | None = None
+    max_bytes: int = MAX_REPLY_BYTES
 
 
 @dataclass(frozen=True)
@@ -71,12 +76,13 @@ Operation = Generator[Step, Any, T]
 def interpret_reply(
     status: int, content: bytes, retry_after_header: str | None, call: Call, scrub: Callable[[str], str]
 ) -> Any:
-    """The JSON body of a success, or the ``RetellAPIError`` that the status means (text scrubbed)."""
+    """The JSON body of a success, or the ``RetellAPIError`` that the status means. The whole text is
+    scrubbed of secrets first, so nothing Retell echoes (a name, an explanation) carries the key on."""
     if 200 <= status < 300:
         if status == 204 or not content:
             return None
         try:
-            return json.loads(content)
+            return json.loads(scrub(content.decode("utf-8", "replace")))
         except (ValueError, RecursionError) as exc:
             problem = (
                 "is nested too deeply to read" if isinstance(exc, RecursionError) else "is not valid JSON"
@@ -96,8 +102,9 @@ def interpret_reply(
         except ValueError:
             retry_after = None
     error_cls = RetellPermanentError if status in PERMANENT_STATUSES else RetellAPIError
+    message = scrub(message) or f"HTTP {status}"
     raise error_cls(
-        scrub(message) or f"HTTP {status}",
+        message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…",
         status_code=status,
         method=call.method,
         path=call.path,
@@ -106,9 +113,9 @@ def interpret_reply(
     )
 
 
-def reply_too_large(call: Call, limit: int) -> RetellAPIError:
+def reply_too_large(call: Call) -> RetellAPIError:
     return RetellAPIError(
-        f"the reply is larger than {limit // (1024 * 1024)} MiB: not reading it",
+        f"the reply is larger than {call.max_bytes // (1024 * 1024)} MiB: not reading it",
         method=call.method,
         path=call.path,
         reason="reply",
@@ -121,7 +128,7 @@ def reply_too_large(call: Call, limit: int) -> RetellAPIError:
 def read(
     path: str, model: type[BaseModelT], params: Mapping[str, Any] | None = None
 ) -> Operation[BaseModelT]:
-    body = yield Call("GET", path, params)
+    body = yield Call("GET", path, params, max_bytes=SMALL_REPLY_BYTES)
     return parse_response(model, body, method="GET", path=path)
 
 
@@ -163,8 +170,8 @@ def paginate(
         if page.pagination_key in seen:
             # The key itself is not quoted: it is Retell's text, and a prefix would escape scrubbing.
             raise RetellAPIError(
-                f"the listing repeats on page {len(seen) + 1} the pagination_key of an earlier page: "
-                "stopped reading",
+                f"the listing repeats pagination_key (page {len(seen) + 1} sent the key of an earlier "
+                "page): stopped reading",
                 method="GET",
                 path=path,
                 reason="reply",
@@ -183,7 +190,7 @@ def get_batch(
 ) -> Operation[BatchTest]:
     """One batch; a reply about another batch is an error, never taken for the one polled."""
     path = f"/get-batch-test/{validate_id(batch_test_id, 'batch_test_id')}"
-    body = yield Call("GET", path, retry=retry, end=end)
+    body = yield Call("GET", path, retry=retry, end=end, max_bytes=SMALL_REPLY_BYTES)
     batch = parse_response(BatchTest, body, method="GET", path=path)
     if batch.id != batch_test_id:
         raise RetellAPIError(
@@ -198,7 +205,8 @@ def list_runs(
     """A batch's runs; with ``expected`` (its total_count) no page past them is read."""
     path = f"/v2/list-test-runs/{validate_id(batch_test_id, 'batch_test_id')}"
     size = RUNS_PAGE_SIZE if expected is None else max(1, min(RUNS_PAGE_SIZE, expected))
-    return (yield from paginate(path, TestRun, {}, page_size=size, retry=retry, end=end, max_items=expected))
+    most = MAX_TEST_CASE_DEFINITION_IDS if expected is None else expected  # a batch has at most 200 runs
+    return (yield from paginate(path, TestRun, {}, page_size=size, retry=retry, end=end, max_items=most))
 
 
 def recent_batches(
@@ -219,9 +227,10 @@ def recent_batches(
     known = None if stop_at is None else set(stop_at)
     ordered = True
     last: int | None = None
+    boundary: int | None = None  # creation time of the newest known batch met, in an ordered listing
 
     def keep_reading(page: list[BatchTest]) -> bool:
-        nonlocal ordered, last
+        nonlocal ordered, last, boundary
         stamps = [b.creation_timestamp for b in page]
         in_order = all(a >= b for a, b in itertools.pairwise(stamps))
         ordered = ordered and in_order and (last is None or not stamps or last >= stamps[0])
@@ -230,7 +239,10 @@ def recent_batches(
             return True
         if known is None:
             return last is None or last >= since_ms
-        return not (known and any(b.id in known for b in page))
+        if boundary is None:
+            boundary = next((b.creation_timestamp for b in page if b.id in known), None)
+        # past the newest known batch, but a batch made in the same millisecond may still follow
+        return boundary is None or (last is not None and last >= boundary)
 
     query = engine_query(engine)
     found = yield from paginate(
@@ -246,8 +258,9 @@ def recent_batches(
     if known is None:
         return unique
     if ordered:
-        first_known = next((i for i, b in enumerate(unique) if b.id in known), len(unique))
-        return unique[:first_known]
+        return [
+            b for b in unique if b.id not in known and (boundary is None or b.creation_timestamp >= boundary)
+        ]
     return [b for b in unique if b.id not in known and b.creation_timestamp >= since_ms]
 
 

@@ -45,13 +45,13 @@ def secret_forms(secret: str) -> tuple[str, ...]:
     return tuple(sorted((f for f in forms if len(f) >= 4), key=len, reverse=True))
 
 
-def scrub(text: str, secrets: Iterable[str], limit: int = MAX_MESSAGE_CHARS) -> str:
+def scrub(text: str, secrets: Iterable[str], limit: int | None = MAX_MESSAGE_CHARS) -> str:
     """``text`` with every form of every secret replaced, cut to ``limit`` characters."""
     for secret in secrets:
         if secret:
             for form in secret_forms(secret):
                 text = text.replace(form, REDACTED)
-    if len(text) > limit:
+    if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
 

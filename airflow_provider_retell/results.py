@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_retell.exceptions import RetellInputError
-from airflow_provider_retell.validation import shown
+from airflow_provider_retell.validation import finite, shown
 
 if TYPE_CHECKING:
     from airflow_provider_retell.contracts import BatchTestResult, FailedTestCase, FlakyTestCase
@@ -58,7 +57,7 @@ class QualityGate:
         """Validate rendered task arguments; each error names the argument."""
         rate = min_pass_rate
         if rate is not None:
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or math.isnan(rate):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not finite(rate):
                 raise RetellInputError(
                     f"min_pass_rate must be a number between 0 and 1 or None, got {shown(rate)}"
                 )

@@ -24,8 +24,6 @@ from airflow_provider_retell.connection import RetellConnectionSettings
 #: keep-alive limit, so a lower one closes connections as they go idle and the next poll pays a
 #: new handshake (encode/httpcore#1000).
 POOL_SIZE = 20
-#: Largest reply body read; more is an error (a page of 50 runs with transcripts stays far below).
-MAX_REPLY_BYTES = 32 * 1024 * 1024
 
 _request_end: ContextVar[float | None] = ContextVar("retell_request_end", default=None)
 

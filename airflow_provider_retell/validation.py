@@ -24,6 +24,14 @@ POLL_INTERVAL_RANGE = (0.1, 86_400.0)
 TIMEOUT_RANGE = (0.0, 7 * 86_400.0)
 
 
+def finite(value: int | float) -> bool:
+    """A real, finite number that float arithmetic can hold (10**400 is an int, but not that)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def shown(value: Any, limit: int = 80) -> str:
     """``repr`` cut to ``limit`` characters: an error message must not grow with a bad input."""
     text = repr(value)
@@ -73,7 +81,7 @@ def seconds(
     ``open_min``): NaN, infinity and absurd values would busy-loop, overflow or never end."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
         raise RetellInputError(
             f"{argument} must be a finite number of seconds or a timedelta, got {shown(value)}"
         )

@@ -6,10 +6,12 @@ from typing import Any
 
 
 class FakeTI:
-    """Records ``xcom_push`` calls."""
+    """Records ``xcom_push`` calls. ``max_tries`` stays the same across retries, as Airflow's does;
+    a test that clears the task by hand raises it, as Airflow does."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_tries: int = 0) -> None:
         self.pushed: list[tuple[str, Any]] = []
+        self.max_tries = max_tries
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed.append((key, value))

@@ -48,7 +48,6 @@ from airflow_provider_retell.operations import (
 from airflow_provider_retell.redact import scrub, secrets_in_use
 from airflow_provider_retell.transport import (
     ASYNC_CLIENTS,
-    MAX_REPLY_BYTES,
     SharedClient,
     request_budget,
     sync_client,
@@ -95,15 +94,25 @@ def _check_length(response: httpx.Response, call: Call) -> None:
         declared = int(response.headers.get("content-length", 0))
     except ValueError:
         declared = 0
-    if declared > MAX_REPLY_BYTES:
-        raise reply_too_large(call, MAX_REPLY_BYTES)
+    if declared > call.max_bytes:
+        raise reply_too_large(call)
 
 
 def _collect(chunks: Iterable[bytes], body: bytearray, call: Call) -> None:
     for chunk in chunks:
         body += chunk
-        if len(body) > MAX_REPLY_BYTES:
-            raise reply_too_large(call, MAX_REPLY_BYTES)
+        if len(body) > call.max_bytes:
+            raise reply_too_large(call)
+
+
+def _unusable(exc: httpx.RequestError, call: Call, settings: RetellConnectionSettings) -> RetellAPIError:
+    """A reply httpx could not decode (a mangled gzip body): unusable, like one that is not JSON."""
+    message = f"{type(exc).__name__}: {settings.scrub(str(exc))}"
+    return RetellAPIError(message, method=call.method, path=call.path, reason="reply")
+
+
+#: Replies larger than this are parsed off the event loop, so one big page cannot stall a triggerer.
+OFF_LOOP_BYTES = 256 * 1024
 
 
 class RetellHook(BaseHook):
@@ -265,35 +274,52 @@ class RetellHook(BaseHook):
                 _collect(response.iter_bytes(), body, call)
         except httpx.TransportError as exc:
             raise _transport_error(exc, call, self.settings) from None
+        except httpx.RequestError as exc:
+            raise _unusable(exc, call, self.settings) from None
         retry_after = response.headers.get("retry-after")
-        return interpret_reply(response.status_code, bytes(body), retry_after, call, self.settings.scrub)
+        return interpret_reply(response.status_code, bytes(body), retry_after, call, self._scrub_body)
+
+    def _scrub_body(self, text: str) -> str:
+        return (self._settings or self.settings).scrub(text, limit=None)
 
     async def _asend(self, call: Call) -> Any:
         shared, settings, body = await self._ashared(), await self.asettings(), bytearray()
 
         async def exchange() -> httpx.Response:
-            async with shared.client.stream(
-                call.method, call.path, params=call.params, json=call.json
-            ) as response:
+            async with (
+                shared.slots,
+                shared.client.stream(  # waiting for a slot counts against the budget
+                    call.method, call.path, params=call.params, json=call.json
+                ) as response,
+            ):
                 _check_length(response, call)
                 async for chunk in response.aiter_bytes():
                     _collect((chunk,), body, call)
             return response
 
-        async with shared.slots:
-            try:
-                response = await asyncio.wait_for(exchange(), self._budget(call))
-            except asyncio.TimeoutError:
-                raise RetellAPIError(
-                    "no whole reply within the request's time budget",
-                    method=call.method,
-                    path=call.path,
-                    reason="timeout",
-                ) from None
-            except httpx.TransportError as exc:
-                raise _transport_error(exc, call, settings) from None
-        retry_after = response.headers.get("retry-after")
-        return interpret_reply(response.status_code, bytes(body), retry_after, call, settings.scrub)
+        try:
+            response = await asyncio.wait_for(exchange(), self._budget(call))
+        except asyncio.TimeoutError:
+            raise RetellAPIError(
+                "no whole reply within the request's time budget",
+                method=call.method,
+                path=call.path,
+                reason="timeout",
+            ) from None
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, call, settings) from None
+        except httpx.RequestError as exc:
+            raise _unusable(exc, call, settings) from None
+        args = (
+            response.status_code,
+            bytes(body),
+            response.headers.get("retry-after"),
+            call,
+            self._scrub_body,
+        )
+        if len(body) > OFF_LOOP_BYTES:
+            return await asyncio.to_thread(interpret_reply, *args)
+        return interpret_reply(*args)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -386,7 +412,12 @@ class RetellHook(BaseHook):
         )
 
     def _create(
-        self, engine: Any, ids: Sequence[str], store: IntentStore | None, end: float | None, patient: bool
+        self,
+        engine: Any,
+        ids: Sequence[str],
+        store: IntentStore | None,
+        end: float | None,
+        patient: bool = False,
     ) -> Operation[BatchTest]:
         """Checked before the first step, so bad input fails before any request."""
         engine = parse_engine_input(engine)

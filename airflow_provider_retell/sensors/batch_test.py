@@ -134,14 +134,12 @@ class RetellBatchTestSensor(BaseSensorOperator):
     def _pause(self, delay: float, waiter: BatchTestWaiter) -> None:
         """Honour a backoff or ``Retry-After`` longer than the poke interval, cut at the deadline."""
         record = waiter.load()
-        extra = min(delay, max(record.deadline - time.time(), 0.0) if record else delay) - float(
-            self.poke_interval
-        )
-        if extra <= 0:
+        wait = min(delay, max(record.deadline - time.time(), 0.0)) if record else delay
+        if wait <= float(self.poke_interval):
             return
         if self.reschedule:
-            raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=delay))
-        time.sleep(extra)
+            raise AirflowRescheduleException(datetime.now(timezone.utc) + timedelta(seconds=wait))
+        time.sleep(wait - float(self.poke_interval))
 
     def execute_complete(self, context: Context, event: Any = None) -> BatchTestResult:
         """Resume from the trigger; any event not understood fails the task (fail closed)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
@@ -18,11 +17,11 @@ from airflow_provider_retell.exceptions import (
 from airflow_provider_retell.hooks.retell import RetellHook
 from airflow_provider_retell.operations import TimedOut, describe, poll_until_complete
 from airflow_provider_retell.retry import OutagePolicy
-from airflow_provider_retell.validation import poll_interval_seconds, validate_id, validate_ids
+from airflow_provider_retell.validation import finite, poll_interval_seconds, validate_id, validate_ids
 
 
 def _epoch(value: Any, argument: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
         raise RetellInputError(f"{argument} must be a finite epoch time in seconds, got {value!r:.60}")
     return float(value)
 
@@ -111,6 +110,10 @@ class RetellBatchTestTrigger(BaseTrigger):
             status_code = exc.status_code if isinstance(exc, RetellPermanentError) else None
             message = exc.message if isinstance(exc, RetellPermanentError) else str(exc)
             yield self._event("error", message=message[:2000], status_code=status_code)
+            return
+        except Exception as exc:  # a bug, never a silent stall: the task fails and names it
+            self.log.exception("Waiting for %s failed unexpectedly", self.batch_test_ids)
+            yield self._event("error", message=f"{type(exc).__name__} while waiting"[:2000])
             return
         finally:
             await hook.aclose()

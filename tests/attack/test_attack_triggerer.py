@@ -55,6 +55,8 @@ async def test_one_padded_reply_stalls_the_triggerer_event_loop(retell: FakeRete
     stop.set()
     await beat
 
-    assert [e["status"] for e in events] == ["complete"]
+    # a reply that size is no batch test: refused unread, or parsed off the loop, never a stall
+    (event,) = events
+    assert event["status"] == "complete" or "larger than 1 MiB" in event["message"]
     worst = max(gaps) - 0.01
     assert worst < 0.3, f"one poll blocked the triggerer's event loop for {worst:.2f} s"

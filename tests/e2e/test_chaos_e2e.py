@@ -82,7 +82,9 @@ def test_3_execution_timeout_mid_post_the_retry_adopts_the_batch(airflow_db, emu
     assert billed(emulator) == [batch_test_id]
     result = xcom(run, TASK_ID)
     assert (result["batch_test_id"], result["pass_count"], result["gate_passed"]) == (batch_test_id, 3, True)
-    assert _stored_state(run, TASK_ID) is None  # the verdict cleared the record, intent included
+    record = _stored_state(run, TASK_ID)  # the verdict is kept (for a retry after it), no intent left
+    assert record["verdict"]["batch_test_id"] == batch_test_id
+    assert record["create_intent"] is None
     out, err = capfd.readouterr()
     assert "Timeout" in out + err  # execution_timeout really fired
     assert "had no known outcome: looking for its batch before sending anything" in out + err

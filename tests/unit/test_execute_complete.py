@@ -134,14 +134,27 @@ def test_permanent_error_event_fails_without_retries(
 def test_complete_event_passing_gate(
     task: Any, stored_context: dict[str, Any], api: respx.MockRouter
 ) -> None:
+    runs = [run_json(f"j{i}", "pass") for i in range(8)]
+    listing = api.get("/v2/list-test-runs/tcbj_1").respond(200, json=page(runs))
     event = {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json(passed=8)}
     result = task.execute_complete(stored_context, event)
     assert result["batch_test_id"] == "tcbj_1"
     assert result["gate_passed"] is True
     assert result["pass_count"] == 8
     assert result["response_engine"] == LLM_ENGINE
-    assert api.calls.call_count == 0  # nothing failed: no need to list runs
-    assert STATE_KEY not in stored_context["task_state_store"].data
+    assert listing.call_count == 1  # the runs are read even when the counts say all passed
+    # the verdict is kept, so a retry after it (a lost push) returns it instead of billing anew
+    assert stored_context["task_state_store"].data[STATE_KEY]["verdict"] == result
+
+
+def test_complete_event_whose_runs_contradict_all_pass_counts_fails_the_gate(
+    task: Any, stored_context: dict[str, Any], api: respx.MockRouter
+) -> None:
+    runs = [run_json("j1", "pass"), run_json("j2", "fail", explanation="no refund")]
+    api.get("/v2/list-test-runs/tcbj_1").respond(200, json=page(runs))
+    event = {"status": "complete", "batch_test_id": "tcbj_1", "batch_test": batch_json(passed=2)}
+    with pytest.raises(RetellQualityGateError, match="disagree with its counts"):
+        task.execute_complete(stored_context, event)
 
 
 def test_complete_event_failing_gate_pushes_result_first(
@@ -160,7 +173,7 @@ def test_complete_event_failing_gate_pushes_result_first(
     assert value["gate_passed"] is False
     assert value["fail_count"] == 1
     assert [c["test_case_job_id"] for c in value["failed_test_cases"]] == ["j2"]
-    assert STATE_KEY not in stored_context["task_state_store"].data
+    assert stored_context["task_state_store"].data[STATE_KEY]["verdict"] == value
 
 
 def test_complete_event_with_a_bad_rendered_gate_param_fails(

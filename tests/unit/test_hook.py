@@ -416,8 +416,8 @@ def test_lost_replies_are_resent_at_most_max_retries_times(
     assert listing.call_count == 6
 
 
-def test_429_on_create_is_retried_without_listing(hook: RetellHook, api: respx.MockRouter) -> None:
-    listing = lists(api, [OLD])
+def test_429_on_create_is_sent_again_without_reconciling(hook: RetellHook, api: respx.MockRouter) -> None:
+    listing = lists(api, [OLD], [OLD])
     create = api.post(CREATE).mock(
         side_effect=[
             httpx.Response(429, headers={"Retry-After": "0"}, json=error_body("rate limited")),
@@ -426,20 +426,20 @@ def test_429_on_create_is_retried_without_listing(hook: RetellHook, api: respx.M
     )
     assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_new"
     assert create.call_count == 2
-    assert listing.call_count == 1
+    assert listing.call_count == 2  # a fresh snapshot before each send, never a reconciliation
 
 
 @pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
-def test_connect_error_on_create_is_retried_without_listing(
+def test_connect_error_on_create_is_sent_again_without_reconciling(
     hook: RetellHook, api: respx.MockRouter, error: type[Exception]
 ) -> None:
-    listing = lists(api, [OLD])
+    listing = lists(api, [OLD], [OLD])
     create = api.post(CREATE).mock(
         side_effect=[error("refused"), httpx.Response(201, json=new_batch("tcbj_new"))]
     )
     assert hook.create_batch_test(LLM_ENGINE, IDS).id == "tcbj_new"
     assert create.call_count == 2
-    assert listing.call_count == 1
+    assert listing.call_count == 2
 
 
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 422])
@@ -585,16 +585,16 @@ async def test_acreate_two_candidates_fail(ahook: RetellHook, api: respx.MockRou
     assert create.call_count == 1
 
 
-async def test_acreate_connect_error_retried_without_listing(
+async def test_acreate_connect_error_sent_again_without_reconciling(
     ahook: RetellHook, api: respx.MockRouter
 ) -> None:
-    listing = lists(api, [OLD])
+    listing = lists(api, [OLD], [OLD])
     create = api.post(CREATE).mock(
         side_effect=[httpx.ConnectError("refused"), httpx.Response(201, json=new_batch("tcbj_new"))]
     )
     assert (await ahook.acreate_batch_test(LLM_ENGINE, IDS)).id == "tcbj_new"
     assert create.call_count == 2
-    assert listing.call_count == 1
+    assert listing.call_count == 2
 
 
 def test_hook_rejects_bad_conn_id() -> None:

@@ -287,7 +287,8 @@ def test_operator_starts_one_batch_and_pushes_its_id(
         "response_engine": FLOW_ENGINE,
         "test_case_definition_ids": ["def_a", "def_b"],
     }
-    assert context["task_state_store"].data == {}  # a non-waiting operator keeps no state
+    # the verdict (the started id) is kept: a retry after this point returns it instead of billing anew
+    assert context["task_state_store"].data[STATE_KEY]["verdict"] == "tcbj_new"
     assert API_KEY not in repr(context["ti"].pushed)
 
 
@@ -378,4 +379,4 @@ def test_running_every_definition_past_200_splits_into_batches(
     sent = [json.loads(call.request.content)["test_case_definition_ids"] for call in create.calls]
     assert sent == [ids[:200], ids[200:400], ids[400:]]
     assert context["ti"].pushed[-1] == ("batch_test_ids", ["tcbj_0", "tcbj_1", "tcbj_2"])
-    assert context["task_state_store"].data == {}
+    assert context["task_state_store"].data[STATE_KEY]["verdict"] == ["tcbj_0", "tcbj_1", "tcbj_2"]
