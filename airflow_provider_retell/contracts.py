@@ -46,6 +46,15 @@ class FlakyTestCase(TypedDict):
     result_explanation: str | None  # why that run failed
 
 
+class CaseChange(TypedDict):
+    """A case whose verdict differs from the baseline's (or that has none there)."""
+
+    test_case_definition_id: str
+    name: str
+    status: str  # its final status in this run
+    result_explanation: str | None
+
+
 class BatchTestResult(TypedDict):
     """What a finished run returns (the sensor's and the waiting operator's ``return_value``).
 
@@ -68,6 +77,11 @@ class BatchTestResult(TypedDict):
     failed_test_cases: list[FailedTestCase]  # at most 50, text cut; see ``truncated``
     reruns: list[str]  # batches that reran failed cases (rerun_failed)
     flaky_test_cases: list[FlakyTestCase]  # failed, then passed on a rerun
+    regressions: list[CaseChange]  # passed in the baseline, fails or errors now ([] without a baseline)
+    fixed: list[CaseChange]  # failed or errored in the baseline, passes now
+    new_test_cases: list[CaseChange]  # no verdict in the baseline: never a regression
+    baseline_batch_test_ids: list[str]  # the batches the baseline came from ([] without one)
+    report_path: str | None  # the JUnit XML report written for this run (report_path)
     created_at: str | None  # ISO-8601, the earliest batch's creation
     completed_at: str | None  # ISO-8601, the latest batch's completion
     url: str | None  # the agent's dashboard page when the agent is known

@@ -12,7 +12,8 @@ from airflow_provider_retell.exceptions import RetellInputError
 from airflow_provider_retell.validation import finite, shown
 
 if TYPE_CHECKING:
-    from airflow_provider_retell.contracts import BatchTestResult, FailedTestCase, FlakyTestCase
+    from airflow_provider_retell.baselines import Comparison
+    from airflow_provider_retell.contracts import BatchTestResult, CaseChange, FailedTestCase, FlakyTestCase
     from airflow_provider_retell.models import TestRun
     from airflow_provider_retell.verdict import Outcome
 
@@ -23,7 +24,9 @@ MAX_GATE_REASONS = 20
 #: The result dict's JSON never exceeds this, whatever Retell sends (lists are cut, ``truncated``).
 MAX_RESULT_BYTES = 64 * 1024
 DASHBOARD_AGENT_URL = "https://dashboard.retellai.com/agents/{agent_id}"
-GATE_PARAMS = ("max_failures", "max_errors", "min_pass_rate", "fail_on_empty")
+GATE_PARAMS = ("max_failures", "max_errors", "min_pass_rate", "fail_on_empty", "max_regressions")
+#: Also only meaningful where a wait happens: what the run is compared with, and where it is reported.
+REPORT_PARAMS = ("baseline", "baseline_lookback", "report_path")
 
 
 def _bound(name: str, value: Any) -> int | None:
@@ -44,6 +47,7 @@ class QualityGate:
     max_errors: int | None = 0
     min_pass_rate: float | None = None
     fail_on_empty: bool = True
+    max_regressions: int | None = 0  # only with a baseline
 
     @classmethod
     def from_params(
@@ -53,6 +57,7 @@ class QualityGate:
         max_errors: Any = 0,
         min_pass_rate: Any = None,
         fail_on_empty: Any = True,
+        max_regressions: Any = 0,
     ) -> QualityGate:
         """Validate rendered task arguments; each error names the argument."""
         rate = min_pass_rate
@@ -70,15 +75,23 @@ class QualityGate:
             _bound("max_failures", max_failures), _bound("max_errors", max_errors), rate, fail_on_empty
         )
 
-    def reasons(self, outcome: Outcome) -> list[str]:
+    def reasons(self, outcome: Outcome, comparison: Comparison | None = None) -> list[str]:
         """Why the run fails the gate ([] when it passes). Counts that cannot be trusted fail it whatever
-        the bounds; with no cases only ``fail_on_empty`` decides."""
+        the bounds; with no cases only ``fail_on_empty`` decides; regressions count with a baseline."""
         if outcome.problems:
             return list(outcome.problems)
+        regressed = len(comparison.regressions) if comparison is not None else 0
+        regression_reason = (
+            [f"{regressed} regressed since the baseline, more than max_regressions={self.max_regressions}"]
+            if comparison is not None
+            and self.max_regressions is not None
+            and regressed > self.max_regressions
+            else []
+        )
         total, failed, errored = outcome.total_count, outcome.fail_count, outcome.error_count
         if total == 0:
             return ["the run has no test cases (fail_on_empty=True)"] if self.fail_on_empty else []
-        reasons = []
+        reasons = regression_reason
         if self.max_failures is not None and failed > self.max_failures:
             reasons.append(f"{failed} failed, more than max_failures={self.max_failures}")
         if self.max_errors is not None and errored > self.max_errors:
@@ -116,9 +129,25 @@ def flaky_case(run: TestRun) -> FlakyTestCase:
     }
 
 
-def build_result(outcome: Outcome, gate: QualityGate, agent_id: str | None = None) -> BatchTestResult:
+def case_change(run: TestRun) -> CaseChange:
+    return {
+        "test_case_definition_id": run.test_case_definition_id,
+        "name": _cut(run.name, MAX_NAME_CHARS) or "",
+        "status": run.status,
+        "result_explanation": _cut(run.result_explanation, MAX_EXPLANATION_CHARS),
+    }
+
+
+def build_result(
+    outcome: Outcome,
+    gate: QualityGate,
+    agent_id: str | None = None,
+    comparison: Comparison | None = None,
+    report_path: str | None = None,
+) -> BatchTestResult:
     """Turn a finished run into the small, JSON-only dict pushed to XCom."""
-    reasons = gate.reasons(outcome)
+    reasons = gate.reasons(outcome, comparison)
+    changes = (comparison.regressions, comparison.fixed, comparison.new) if comparison else ()
     if len(reasons) > MAX_GATE_REASONS:
         reasons = [
             *reasons[: MAX_GATE_REASONS - 1],
@@ -143,16 +172,33 @@ def build_result(outcome: Outcome, gate: QualityGate, agent_id: str | None = Non
         "failed_test_cases": [failed_case(run) for run in outcome.failed[:MAX_FAILED_CASES]],
         "reruns": list(outcome.reruns),
         "flaky_test_cases": [flaky_case(run) for run in outcome.flaky[:MAX_FAILED_CASES]],
+        "regressions": [
+            case_change(r) for r in (comparison.regressions if comparison else [])[:MAX_FAILED_CASES]
+        ],
+        "fixed": [case_change(r) for r in (comparison.fixed if comparison else [])[:MAX_FAILED_CASES]],
+        "new_test_cases": [case_change(r) for r in (comparison.new if comparison else [])[:MAX_FAILED_CASES]],
+        "baseline_batch_test_ids": list(comparison.baseline_batch_test_ids if comparison else []),
+        "report_path": report_path,
         "created_at": _iso(min(b.creation_timestamp for b in outcome.batches)),
         "completed_at": _iso(max(completed)) if completed else None,
         "url": DASHBOARD_AGENT_URL.format(agent_id=agent_id) if agent_id else None,
-        "truncated": len(outcome.failed) > MAX_FAILED_CASES or len(outcome.flaky) > MAX_FAILED_CASES,
+        "truncated": any(
+            len(items) > MAX_FAILED_CASES for items in (outcome.failed, outcome.flaky, *changes)
+        ),
     }
     return fit(result)
 
 
 #: Lists that give way, longest first, when the result would pass its size bound.
-_TRIMMABLE = ("failed_test_cases", "flaky_test_cases", "reruns")
+_TRIMMABLE = (
+    "failed_test_cases",
+    "flaky_test_cases",
+    "regressions",
+    "fixed",
+    "new_test_cases",
+    "baseline_batch_test_ids",
+    "reruns",
+)
 
 
 def fit(result: BatchTestResult, limit: int = MAX_RESULT_BYTES) -> BatchTestResult:
@@ -206,3 +252,18 @@ def gate_failure_message(result: BatchTestResult) -> str:
         f"{run_label(result)} failed the quality gate: {'; '.join(result['gate_reasons'])}. "
         f"{counts_line(result)}.\nFailed test cases:\n{failed_cases_table(result['failed_test_cases'])}"
     )
+
+
+def asset_summary(result: BatchTestResult) -> dict[str, Any]:
+    """What an Asset event's ``extra`` carries for a downstream DAG: small, JSON, no case texts."""
+    return {
+        "batch_test_ids": result["batch_test_ids"],
+        "response_engine": result["response_engine"],
+        "pass_count": result["pass_count"],
+        "fail_count": result["fail_count"],
+        "error_count": result["error_count"],
+        "total_count": result["total_count"],
+        "pass_rate": result["pass_rate"],
+        "regressions": [c["test_case_definition_id"] for c in result["regressions"]],
+        "completed_at": result["completed_at"],
+    }

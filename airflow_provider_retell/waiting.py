@@ -25,8 +25,10 @@ from airflow_provider_retell.exceptions import (
     still_running_message,
 )
 from airflow_provider_retell.results import (
+    DASHBOARD_AGENT_URL,
     GATE_PARAMS,
     QualityGate,
+    asset_summary,
     build_result,
     counts_line,
     failed_cases_table,
@@ -37,6 +39,7 @@ from airflow_provider_retell.results import (
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
+    from airflow_provider_retell.baselines import Comparison
     from airflow_provider_retell.contracts import BatchTestEvent, BatchTestResult, RunRecord
     from airflow_provider_retell.hooks.retell import RetellHook
     from airflow_provider_retell.models import BatchTest, TestableEngine, TestRun
@@ -128,6 +131,26 @@ class WaitPolicy:
     agent_id: str | None = None
     rerun_failed: int = 0
     max_test_cases: int | None = None
+    baseline: str | None = None  # "previous" or a batch test id
+    baseline_lookback: int = 20
+    report_path: str | None = None
+
+    @classmethod
+    def of(cls, task: Any, **fields: Any) -> WaitPolicy:
+        """The operator's or the sensor's rendered arguments, checked: gate, baseline, report, connection."""
+        from airflow_provider_retell.baselines import check_baseline
+        from airflow_provider_retell.reports import check_report_path
+
+        check_baseline(task.baseline, task.baseline_lookback)
+        return cls(
+            retell_conn_id=task.retell_conn_id,
+            gate=gate_from(task),
+            agent_id=task.agent_id,
+            baseline=task.baseline,
+            baseline_lookback=task.baseline_lookback,
+            report_path=check_report_path(task.report_path),
+            **fields,
+        )
 
 
 class BatchTestWaiter:
@@ -151,6 +174,13 @@ class BatchTestWaiter:
     def preflight(self) -> None:
         """Fail on a bad connection now, before any request: not after hours of waiting."""
         _ = self.hook.settings
+
+    def announce(self, batch_test_ids: list[str]) -> None:
+        """The first lines of the task log: the run's batches and, when the agent is known, its page."""
+        if batch_test_ids:
+            self.log.info("Retell batch tests of this run: %s", ", ".join(batch_test_ids))
+        if self.policy.agent_id:
+            self.log.info("Retell agent page: %s", DASHBOARD_AGENT_URL.format(agent_id=self.policy.agent_id))
 
     def load(self) -> RunRecord | None:
         """The run an earlier try of this task left, unless a person has cleared the task since.
@@ -235,7 +265,7 @@ class BatchTestWaiter:
                 self._rerun(record, step.test_case_definition_ids, step.outcome)
             else:
                 assert isinstance(step, Done)
-                return self._finish(record, step.outcome)
+                return self._finish(record, step.outcome, mode)
 
     def resume(self, event: BatchTestEvent) -> BatchTestResult:
         """Go on from the trigger's event; anything not understood has failed closed already."""
@@ -404,9 +434,17 @@ class BatchTestWaiter:
                 raise NotYet(policy.delay(1, exc)) from None
             raise self._permanent(exc, record.batch_test_ids) from None
 
-    def _finish(self, record: RunRecord, outcome: Outcome) -> BatchTestResult:
-        """Build the result, push it, and raise if the gate says no. The record is forgotten."""
-        result = build_result(outcome, self.policy.gate, agent_id=record.agent_id or self.policy.agent_id)
+    def _finish(self, record: RunRecord, outcome: Outcome, mode: Mode) -> BatchTestResult:
+        """Compare with the baseline, build the result, write the report, keep the verdict, deliver."""
+        agent_id = record.agent_id or self.policy.agent_id
+        comparison = self._compare(record, outcome, mode) if self.policy.baseline else None
+        result = build_result(outcome, self.policy.gate, agent_id=agent_id, comparison=comparison)
+        if self.policy.report_path:
+            from airflow_provider_retell.reports import junit_xml, write_report
+
+            report = junit_xml(result, outcome.final_runs, outcome.flaky, agent_id)
+            result["report_path"] = write_report(self.policy.report_path, report)
+            self.log.info("JUnit report written to %s", result["report_path"])
         self.conclude(record, result)
         verdict = "passed" if result["gate_passed"] else "FAILED"
         self.log.info("%s complete: %s; gate %s", run_label(result), counts_line(result), verdict)
@@ -417,9 +455,37 @@ class BatchTestWaiter:
                 case["test_case_definition_id"],
                 case["failed_status"],
             )
+        changes = [("Regressed", c) for c in result["regressions"]] + [("Fixed", c) for c in result["fixed"]]
+        for label, change in changes:
+            self.log.info(
+                "%s since the baseline: %s [%s]", label, change["name"], change["test_case_definition_id"]
+            )
         if result["failed_test_cases"]:
             self.log.info("Failed test cases:\n%s", failed_cases_table(result["failed_test_cases"]))
         return self.deliver(result)
+
+    def _compare(self, record: RunRecord, outcome: Outcome, mode: Mode) -> Comparison:
+        """The baseline's verdicts, read with the patience of a wait, compared with this run's."""
+        from airflow_provider_retell.baselines import PREVIOUS, batch_verdicts, compare, earlier_verdicts
+        from airflow_provider_retell.models import parse_engine_input
+
+        engine = parse_engine_input(outcome.batches[0].response_engine.model_dump(exclude_none=True))
+        baseline, exclude = self.policy.baseline, set(record.batch_test_ids)
+        if baseline == PREVIOUS:
+            make = partial(earlier_verdicts, engine, exclude, self.policy.baseline_lookback, record.deadline)
+        else:
+            assert baseline is not None
+            make = partial(batch_verdicts, baseline, record.deadline)
+        try:
+            verdicts, ids = self._read(record, mode, make)
+        except RetellPermanentError as exc:
+            raise RetellPermanentError(
+                f"baseline={baseline!r}: {exc.message}",
+                status_code=exc.status_code,
+                method=exc.method,
+                path=exc.path,
+            ) from None
+        return compare(outcome.final_runs, verdicts, ids)
 
     def deliver(self, result: BatchTestResult) -> BatchTestResult:
         """Return the result, or push it and raise when the gate said no (an ``all_done`` report task
@@ -427,7 +493,27 @@ class BatchTestWaiter:
         if not result["gate_passed"]:
             self.context["ti"].xcom_push(key="return_value", value=result)
             raise RetellQualityGateError(gate_failure_message(result))
+        self._emit_assets(result)
         return result
+
+    def _emit_assets(self, result: BatchTestResult) -> None:
+        """A green gate's summary on every outlet's event; a failed gate fails the task, so emits none.
+        An ``AssetAlias`` outlet (a mapped gate) gets an event for ``retell://agent/<id>``."""
+        outlets = list(getattr(self.task, "outlets", None) or [])
+        if not outlets:
+            return
+        from airflow.sdk import Asset, AssetAlias
+
+        events = self.context["outlet_events"]
+        summary = asset_summary(result)
+        for outlet in outlets:
+            if isinstance(outlet, AssetAlias):
+                engine = result["response_engine"]
+                name = self.policy.agent_id or engine.get("llm_id") or engine.get("conversation_flow_id")
+                kind = "agent" if self.policy.agent_id else "engine"
+                events[outlet].add(Asset(f"retell://{kind}/{name}"), extra=summary)
+            elif isinstance(outlet, Asset):
+                events[outlet].extra = summary
 
     def after_deferral(self, resume: Callable[[], Any]) -> Any:
         """A deferral that Airflow timed out (no triggerer answered in time) fails like our own timeout."""
@@ -474,6 +560,19 @@ class BatchTestWaiter:
             f"Timed out after {self.policy.timeout:.0f}s waiting for Retell{progress}.{cause} "
             f"{still_running_message(ids)}"
         )
+
+
+def check_literals(task: Any) -> None:
+    """At DAG parse: the gate, baseline and report arguments already known (not templated) are checked."""
+    from airflow_provider_retell.baselines import check_baseline
+    from airflow_provider_retell.reports import check_report_path
+    from airflow_provider_retell.validation import templated
+
+    gate_from(task, literals_only=True)
+    if not templated(task.baseline):
+        check_baseline(task.baseline, task.baseline_lookback)
+    if not templated(task.report_path):
+        check_report_path(task.report_path)
 
 
 def gate_from(task: Any, *, literals_only: bool = False) -> QualityGate:

@@ -19,7 +19,7 @@ from airflow_provider_retell.validation import (
     poll_interval_seconds,
     timeout_seconds,
 )
-from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy, gate_from
+from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy, check_literals, gate_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,6 +55,12 @@ class RetellBatchTestOperator(BaseOperator):
     :param max_errors: most errored cases the gate allows (None: no bound). Only when waiting.
     :param min_pass_rate: least pass/total in 0..1 (None: no bound). Only when waiting.
     :param fail_on_empty: a run with no cases fails the gate. Only when waiting.
+    :param baseline: compare each case with its earlier verdict: ``"previous"`` (the engine's
+        earlier runs) or a batch test id; None compares nothing. Only when waiting.
+    :param baseline_lookback: earlier batches looked through for ``"previous"`` (1-200).
+    :param max_regressions: most regressions the gate allows with a baseline (None: no bound).
+    :param report_path: where to write a JUnit XML report (templated; an absolute path or a URL
+        Airflow's ObjectStoragePath supports). Only when waiting.
     :param retell_conn_id: the Retell connection.
     """
 
@@ -64,6 +70,8 @@ class RetellBatchTestOperator(BaseOperator):
         "agent_version",
         "test_case_definition_ids",
         *GATE_PARAMS,
+        "baseline",
+        "report_path",
     )
     template_fields_renderers = {"response_engine": "json", "test_case_definition_ids": "json"}
     operator_extra_links = (RetellAgentLink(),)
@@ -86,6 +94,10 @@ class RetellBatchTestOperator(BaseOperator):
         max_errors: int | None = 0,
         min_pass_rate: float | None = None,
         fail_on_empty: bool = True,
+        baseline: str | None = None,
+        baseline_lookback: int = 20,
+        max_regressions: int | None = 0,
+        report_path: str | None = None,
         retell_conn_id: str = "retell_default",
         **kwargs: Any,
     ) -> None:
@@ -104,26 +116,27 @@ class RetellBatchTestOperator(BaseOperator):
         self.max_errors = max_errors
         self.min_pass_rate = min_pass_rate
         self.fail_on_empty = fail_on_empty
+        self.baseline, self.baseline_lookback = baseline, baseline_lookback
+        self.max_regressions, self.report_path = max_regressions, report_path
         self.retell_conn_id = retell_conn_id
         count_argument(rerun_failed, "rerun_failed", minimum=0, maximum=MAX_RERUNS)
         count_argument(max_test_cases, "max_test_cases", minimum=1, none_ok=True)
         if not wait_for_completion:
             changed = [p for p in GATE_PARAMS if getattr(self, p) != getattr(QualityGate(), p)]
-            if changed or rerun_failed:
+            changed += [p for p in ("rerun_failed", "baseline", "report_path") if getattr(self, p)]
+            if changed:
                 raise RetellInputError(
-                    f"{', '.join(changed + ['rerun_failed'] * bool(rerun_failed))} only applies when the task "
-                    "waits: set wait_for_completion=True, or put the gate on RetellBatchTestSensor"
+                    f"{', '.join(changed)} only applies when the task waits: set wait_for_completion=True, "
+                    "or put the gate on RetellBatchTestSensor"
                 )
         check_target(response_engine, agent_id, agent_version, test_case_definition_ids, skip_templated=True)
-        gate_from(self, literals_only=True)
+        check_literals(self)
 
     def _waiter(self, context: Context) -> BatchTestWaiter:
-        policy = WaitPolicy(
-            retell_conn_id=self.retell_conn_id,
+        policy = WaitPolicy.of(
+            self,
             poll_interval=self.poll_interval,
             timeout=self.wait_timeout,
-            gate=gate_from(self),
-            agent_id=self.agent_id,
             rerun_failed=self.rerun_failed,
             max_test_cases=self.max_test_cases,
         )
@@ -134,7 +147,9 @@ class RetellBatchTestOperator(BaseOperator):
         engine, ids = self._check_input()
         waiter = self._waiter(context)
         waiter.preflight()
-        record = waiter.load()
+        waiter.announce(record.batch_test_ids if (record := waiter.load()) else [])
+        if self.agent_id:
+            context["ti"].xcom_push(key="agent_id", value=self.agent_id)
         if record is None:
             from airflow_provider_retell.planning import plan_ids, resolve_engine
 

@@ -12,6 +12,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
 
 from airflow_provider_retell.exceptions import RetellTimeoutError
+from airflow_provider_retell.links import RetellAgentLink
 from airflow_provider_retell.results import GATE_PARAMS
 from airflow_provider_retell.validation import (
     poll_interval_seconds,
@@ -20,7 +21,7 @@ from airflow_provider_retell.validation import (
     validate_id,
     validate_ids,
 )
-from airflow_provider_retell.waiting import BatchTestWaiter, NotYet, WaitPolicy, gate_from
+from airflow_provider_retell.waiting import BatchTestWaiter, NotYet, WaitPolicy, check_literals
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,10 +43,18 @@ class RetellBatchTestSensor(BaseSensorOperator):
     :param max_errors: most errored cases the gate allows (None: no bound).
     :param min_pass_rate: least pass/total in 0..1 (None: no bound).
     :param fail_on_empty: a run with no cases fails the gate.
+    :param baseline: compare each case with its earlier verdict: ``"previous"`` (the engine's
+        earlier runs) or a batch test id; None compares nothing.
+    :param baseline_lookback: earlier batches looked through for ``"previous"`` (1-200).
+    :param max_regressions: most regressions the gate allows with a baseline (None: no bound).
+    :param report_path: where to write a JUnit XML report (templated; an absolute path or a URL).
+    :param agent_id: the agent the batches test, for the result's ``url`` and the extra link
+        (e.g. ``start.output["agent_id"]``); None shows no link.
     :param retell_conn_id: the Retell connection.
     """
 
-    template_fields: Sequence[str] = ("batch_test_id", *GATE_PARAMS)
+    template_fields: Sequence[str] = ("batch_test_id", *GATE_PARAMS, "baseline", "report_path", "agent_id")
+    operator_extra_links = (RetellAgentLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -56,6 +65,11 @@ class RetellBatchTestSensor(BaseSensorOperator):
         max_errors: int | None = 0,
         min_pass_rate: float | None = None,
         fail_on_empty: bool = True,
+        baseline: str | None = None,
+        baseline_lookback: int = 20,
+        max_regressions: int | None = 0,
+        report_path: str | None = None,
+        agent_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float | timedelta = 60,
         timeout: float | timedelta = timedelta(hours=6),
@@ -74,11 +88,15 @@ class RetellBatchTestSensor(BaseSensorOperator):
         self.max_errors = max_errors
         self.min_pass_rate = min_pass_rate
         self.fail_on_empty = fail_on_empty
+        self.baseline, self.baseline_lookback = baseline, baseline_lookback
+        self.max_regressions, self.report_path, self.agent_id = max_regressions, report_path, agent_id
         self.deferrable = deferrable
         self.retell_conn_id = retell_conn_id
         if not templated(batch_test_id):
             self._batch_test_ids()
-        gate_from(self, literals_only=True)
+        if agent_id is not None and not templated(agent_id):
+            validate_id(agent_id, "agent_id")
+        check_literals(self)
 
     def _batch_test_ids(self) -> list[str]:
         value = self.batch_test_id
@@ -87,12 +105,9 @@ class RetellBatchTestSensor(BaseSensorOperator):
         return validate_ids(value, argument="batch_test_id")
 
     def _waiter(self, context: Context) -> BatchTestWaiter:
-        policy = WaitPolicy(
-            retell_conn_id=self.retell_conn_id,
-            poll_interval=float(self.poke_interval),
-            timeout=float(self.timeout),
-            gate=gate_from(self),
-        )
+        if self.agent_id is not None:
+            validate_id(self.agent_id, "agent_id")
+        policy = WaitPolicy.of(self, poll_interval=float(self.poke_interval), timeout=float(self.timeout))
         self._active = BatchTestWaiter(self, context, policy)
         return self._active
 
@@ -108,9 +123,10 @@ class RetellBatchTestSensor(BaseSensorOperator):
         return record
 
     def execute(self, context: Context) -> Any:
-        self._batch_test_ids()
+        ids = self._batch_test_ids()
         waiter = self._waiter(context)
         waiter.preflight()
+        waiter.announce(ids)
         if self.deferrable:
             return waiter.drive(self._record(waiter), "defer")
         try:

@@ -113,23 +113,23 @@ def test_sensor_durations() -> None:
 
 
 def test_template_fields() -> None:
+    gate = {
+        "max_failures",
+        "max_errors",
+        "min_pass_rate",
+        "fail_on_empty",
+        "max_regressions",
+        "baseline",
+        "report_path",
+    }
     assert set(RetellBatchTestOperator.template_fields) == {
         "response_engine",
         "agent_id",
         "agent_version",
         "test_case_definition_ids",
-        "max_failures",
-        "max_errors",
-        "min_pass_rate",
-        "fail_on_empty",
+        *gate,
     }
-    assert set(RetellBatchTestSensor.template_fields) == {
-        "batch_test_id",
-        "max_failures",
-        "max_errors",
-        "min_pass_rate",
-        "fail_on_empty",
-    }
+    assert set(RetellBatchTestSensor.template_fields) == {"batch_test_id", "agent_id", *gate}
 
 
 # -- execute(): rendered values of the wrong type, zero HTTP ---------------------------------------
@@ -282,7 +282,11 @@ def test_operator_starts_one_batch_and_pushes_its_id(
     )
     op = operator(retell_unit_conn)
     assert op.execute(context) == "tcbj_new"
-    assert context["ti"].pushed == [("batch_test_id", "tcbj_new"), ("batch_test_ids", ["tcbj_new"])]
+    assert context["ti"].pushed == [
+        ("agent_id", "agent_support"),
+        ("batch_test_id", "tcbj_new"),
+        ("batch_test_ids", ["tcbj_new"]),
+    ]
     assert json.loads(create.calls.last.request.content) == {
         "response_engine": FLOW_ENGINE,
         "test_case_definition_ids": ["def_a", "def_b"],
@@ -297,7 +301,11 @@ def test_operator_reattaches_instead_of_creating(
 ) -> None:
     context["task_state_store"] = FakeStore({STATE_KEY: {"batch_test_id": "tcbj_earlier", "deadline": None}})
     assert operator(retell_unit_conn).execute(context) == "tcbj_earlier"
-    assert context["ti"].pushed == [("batch_test_id", "tcbj_earlier"), ("batch_test_ids", ["tcbj_earlier"])]
+    assert context["ti"].pushed == [
+        ("agent_id", "agent_support"),
+        ("batch_test_id", "tcbj_earlier"),
+        ("batch_test_ids", ["tcbj_earlier"]),
+    ]
     assert api.calls.call_count == 0
 
 
