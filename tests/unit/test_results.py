@@ -412,3 +412,12 @@ def test_many_problems_are_capped_in_the_reasons() -> None:
     result = build_result(outcome(make_batch(), problems=problems), QualityGate())
     assert len(result["gate_reasons"]) == 20
     assert result["gate_reasons"][-1] == "and 81 more reasons"
+
+
+def test_the_readme_shows_every_key_of_the_result() -> None:
+    """The keys are defined once (the TypedDict); the README's example must not drift from it."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("### The result", 1)[1].split("It is pushed", 1)[0]
+    assert {key for key in RESULT_KEYS if f'"{key}":' not in example} == set()
