@@ -244,7 +244,7 @@ class BatchTestWaiter:
 
         if record.verdict is not None:  # a retry after the verdict: the same answer, nothing billed
             self.log.info(
-                "This run already has its verdict (an earlier try ended after it): %s", record.verdict
+                "This run already has its verdict (an earlier try ended after it): %s", record.batch_test_ids
             )
             return self.deliver(record.verdict)
         runs: dict[str, list[TestRun]] = {}
