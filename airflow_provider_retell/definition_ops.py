@@ -34,6 +34,7 @@ from airflow_provider_retell.creating import MAX_LISTING_PAUSE_SECONDS, UNBOUNDE
 from airflow_provider_retell.definitions import DefinitionSpec
 from airflow_provider_retell.exceptions import (
     RetellAPIError,
+    RetellError,
     RetellInputError,
     RetellPermanentError,
     RetellTimeoutError,
@@ -91,6 +92,17 @@ class TaskStateIntentStore:
 
     def __init__(self, task_state_store: Any, key: str = INTENT_KEY) -> None:
         self.store, self.key = task_state_store, key
+
+    @classmethod
+    def of(cls, context: Mapping[str, Any]) -> TaskStateIntentStore:
+        """The store of a running task; without one an intent could not outlive the try: nothing is sent."""
+        task_state_store = context.get("task_state_store")
+        if task_state_store is None:
+            raise RetellError(
+                "The task context has no task_state_store, so a create's intent could not outlive this try; "
+                "not sending one (the provider needs Airflow 3.3)"
+            )
+        return cls(task_state_store)
 
     def load(self) -> dict[str, Any] | None:
         value = self.store.get(self.key)
