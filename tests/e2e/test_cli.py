@@ -82,7 +82,12 @@ def test_example_dags_parse_without_import_errors(airflow_db):
 
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"retell_nightly_regression", "retell_quality_gate", "retell_ui_trigger"}
+    assert set(bag.dag_ids) == {
+        "retell_nightly_regression",
+        "retell_quality_gate",
+        "retell_ui_trigger",
+        "retell_definitions_as_code",
+    }
     assert {path.stem for path in EXAMPLE_DAGS.glob("*.py")} == set(bag.dag_ids)
 
 
