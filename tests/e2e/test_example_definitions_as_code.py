@@ -52,7 +52,10 @@ def test_the_files_sit_next_to_the_dag_with_their_schema():
     from airflow_provider_retell.definitions import SCHEMA_PATH, load_definitions
 
     folder = EXAMPLE_DAGS / "retell_tests"
-    assert (folder / SCHEMA_PATH.name).read_text() == SCHEMA_PATH.read_text()  # a current copy
+    assert (folder / SCHEMA_PATH.name).read_text() == SCHEMA_PATH.read_text(), (
+        "stale copy: python -m airflow_provider_retell.definitions --schema "
+        "> example_dags/retell_tests/test_case_definitions.schema.json"
+    )
     for file in folder.rglob("*.yaml"):
         depth = len(file.relative_to(folder).parts) - 1
         schema = "./" if not depth else "../" * depth
