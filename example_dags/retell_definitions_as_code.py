@@ -22,6 +22,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    max_active_runs=1,  # two syncs of one engine at once could both create a new case
     render_template_as_native_obj=True,
     params={
         "prune": Param(False, type="boolean", description="Delete the agent's test cases that no file names"),
