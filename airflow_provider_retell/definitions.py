@@ -336,6 +336,31 @@ def _duplicate_name_problems(named: Sequence[tuple[str, str]]) -> list[str]:
     return problems
 
 
+# ----------------------------------------------------------------------------------------- bodies
+#: Stand-ins for the required fields when only the fields an update changes are checked.
+_FILLER: dict[str, Any] = {"name": "-", "user_prompt": "-", "metrics": ["-"]}
+
+
+def parse_definition(value: Any, *, argument: str = "definition") -> DefinitionSpec:
+    """A test case given in code (the hook's create), checked like a file's entry; errors name the field."""
+    if isinstance(value, DefinitionSpec):
+        return value
+    if not isinstance(value, Mapping):
+        raise RetellInputError(f"{argument} must be a dict of test case fields, got {type(value).__name__}")
+    try:
+        return DefinitionSpec.model_validate(dict(value))
+    except ValidationError as exc:
+        raise RetellInputError(f"{argument}: " + "; ".join(_explain(e) for e in exc.errors())) from None
+
+
+def parse_changes(value: Any, *, argument: str = "changes") -> dict[str, Any]:
+    """An update's fields (``name`` and the synced fields), checked like a file's; JSON-ready."""
+    if not isinstance(value, Mapping) or not value:
+        raise RetellInputError(f"{argument} must be a non-empty dict of test case fields, got {value!r:.80}")
+    spec = parse_definition({**_FILLER, **value}, argument=argument)
+    return spec.model_dump(mode="json", include=set(value))
+
+
 # ----------------------------------------------------------------------------------------- planning
 @dataclass(frozen=True)
 class PlanItem:

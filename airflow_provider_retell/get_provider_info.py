@@ -25,7 +25,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.hooks.retell"]}],
         "operators": [
-            {"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.operators.batch_test"]}
+            {
+                "integration-name": "Retell AI",
+                "python-modules": [
+                    f"{_PACKAGE}.operators.batch_test",
+                    f"{_PACKAGE}.operators.test_case_definitions",
+                ],
+            }
         ],
         "sensors": [{"integration-name": "Retell AI", "python-modules": [f"{_PACKAGE}.sensors.batch_test"]}],
         "triggers": [

@@ -173,12 +173,23 @@ class RequestLog:
             "fault": None,
             "timestamp": time.time(),
             "client": client,
+            "body": None,
         }
         self.entries.append(entry)
         return entry
 
     def clear(self) -> None:
         self.entries.clear()
+
+
+def logged_body(body: bytes) -> Any:
+    """A request body as the log keeps it: its JSON, else its text (cut at 10,000 characters), or None."""
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return body[:10_000].decode("utf-8", "replace")
 
 
 def error_body(message: str) -> bytes:
@@ -258,6 +269,7 @@ class Gateway:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
+        entry["body"] = logged_body(bytes(body))
         replayed = False
 
         async def replay() -> Message:

@@ -18,6 +18,15 @@ from airflow.sdk.log import amask_secret, mask_secret
 
 from airflow_provider_retell.connection import RetellConnectionSettings
 from airflow_provider_retell.creating import IntentStore, MemoryIntentStore, create_batch
+from airflow_provider_retell.definition_ops import (
+    DefinitionIntentStore,
+    MemoryDefinitionIntentStore,
+    create_definition,
+    delete_definition,
+    list_definitions,
+    update_definition,
+)
+from airflow_provider_retell.definitions import parse_changes, parse_definition
 from airflow_provider_retell.exceptions import (
     RetellAPIError,
     RetellError,
@@ -345,12 +354,13 @@ class RetellHook(BaseHook):
     def list_test_case_definitions(
         self, response_engine: TestableEngine | dict[str, Any]
     ) -> list[TestCaseDefinition]:
-        return self.run(_list_definitions(response_engine))
+        """Every definition of the engine, whatever its version (all pages)."""
+        return self.run(list_definitions(parse_engine_input(response_engine)))
 
     async def alist_test_case_definitions(
         self, response_engine: TestableEngine | dict[str, Any]
     ) -> list[TestCaseDefinition]:
-        return await self.arun(_list_definitions(response_engine))
+        return await self.arun(list_definitions(parse_engine_input(response_engine)))
 
     def get_agent(self, agent_id: str, version: int | None = None) -> Agent:
         return self.run(_get_agent(agent_id, version))
@@ -434,14 +444,63 @@ class RetellHook(BaseHook):
             patient=patient,
         )
 
+    # -- test case definitions (definition_ops.py) ----------------------------------------------
+
+    def create_test_case_definition(
+        self,
+        response_engine: TestableEngine | dict[str, Any],
+        definition: dict[str, Any],
+        *,
+        intent_store: DefinitionIntentStore | None = None,
+    ) -> TestCaseDefinition:
+        """Create a definition; a lost reply is reconciled by name, never sent again blind."""
+        return self.run(self._create_definition(response_engine, definition, intent_store))
+
+    async def acreate_test_case_definition(
+        self,
+        response_engine: TestableEngine | dict[str, Any],
+        definition: dict[str, Any],
+        *,
+        intent_store: DefinitionIntentStore | None = None,
+    ) -> TestCaseDefinition:
+        await self.asettings()
+        return await self.arun(self._create_definition(response_engine, definition, intent_store))
+
+    def update_test_case_definition(
+        self, test_case_definition_id: str, changes: dict[str, Any]
+    ) -> TestCaseDefinition:
+        """Send only ``changes``; idempotent, so a lost reply is simply sent again."""
+        return self.run(update_definition(test_case_definition_id, parse_changes(changes)))
+
+    async def aupdate_test_case_definition(
+        self, test_case_definition_id: str, changes: dict[str, Any]
+    ) -> TestCaseDefinition:
+        return await self.arun(update_definition(test_case_definition_id, parse_changes(changes)))
+
+    def delete_test_case_definition(self, test_case_definition_id: str) -> None:
+        """Delete a definition; one that is gone already counts as deleted."""
+        return self.run(delete_definition(test_case_definition_id))
+
+    async def adelete_test_case_definition(self, test_case_definition_id: str) -> None:
+        return await self.arun(delete_definition(test_case_definition_id))
+
+    def _create_definition(
+        self, engine: Any, definition: Any, store: DefinitionIntentStore | None
+    ) -> Operation[TestCaseDefinition]:
+        """Checked before the first step, so bad input fails before any request."""
+        settings = self._settings or self.settings
+        return create_definition(
+            parse_engine_input(engine),
+            parse_definition(definition),
+            store=store or MemoryDefinitionIntentStore(),
+            settle_seconds=settings.create_settle_seconds,
+            log=self.log,
+            retry=settings.retry,
+        )
+
 
 def _list_batch_tests(engine: Any) -> Operation[list[BatchTest]]:
     return (yield from paginate("/v2/list-batch-tests", BatchTest, engine_query(parse_engine_input(engine))))
-
-
-def _list_definitions(engine: Any) -> Operation[list[TestCaseDefinition]]:
-    query = engine_query(parse_engine_input(engine), with_version=False)
-    return (yield from paginate("/v2/list-test-case-definitions", TestCaseDefinition, query))
 
 
 def _get_agent(agent_id: str, version: int | None) -> Operation[Agent]:

@@ -812,3 +812,11 @@ def test_connection_json(retell_emulator: RetellEmulator) -> None:
         "extra": {"max_retries": 1, "timeout": 5},
     }
     assert retell_emulator.api_key not in repr(retell_emulator)
+
+
+def test_request_log_keeps_each_request_body(retell_emulator: RetellEmulator, api: httpx.Client) -> None:
+    api.get("/get-agent/agent_booking")
+    api.put("/update-test-case-definition/tcd_booking_01", json={"user_prompt": "new"})
+    api.post("/create-batch-test", content=b"not json")
+    bodies = [e["body"] for e in retell_emulator.requests()]
+    assert bodies == [None, {"user_prompt": "new"}, "not json"]
