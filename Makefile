@@ -7,12 +7,12 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint typecheck pytest wheel-check test demo bench emulator clean
+.PHONY: setup lint typecheck pytest wheel-check docs test demo bench emulator clean
 
 # Builds .venv from nothing when missing; reuses it (and skips pip) when pyproject/constraints did not change.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,docs]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,7 +30,12 @@ pytest: setup
 wheel-check: setup
 	$(BIN)/python scripts/check_wheel.py
 
-test: lint typecheck pytest wheel-check
+# The docs site (docs/_build/html/index.html): every warning is an error. Its Python samples run
+# against the emulator in pytest (tests/docs/test_samples.py).
+docs: setup
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+test: lint typecheck docs pytest wheel-check
 
 # `make demo AGENT=agent_booking` shows a failing gate (the report still gets the counts).
 AGENT ?= agent_support
@@ -40,7 +45,7 @@ demo: setup
 # The bench extra (dbt Cloud's provider as the baseline, trustme for the fake server's TLS) is
 # installed only here: `make test` never needs it.
 $(BENCH_STAMP): $(STAMP)
-	$(PIP) install -q -c constraints.txt -e ".[dev,bench]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,docs,bench]"
 	@touch $(BENCH_STAMP)
 
 # ~8 minutes. Iterate on the triggerer comparison alone with:
@@ -54,4 +59,4 @@ emulator: setup
 	$(BIN)/python -m airflow_provider_retell.emulator --host 127.0.0.1 --port 8765 --api-key $(API_KEY)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache

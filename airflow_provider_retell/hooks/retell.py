@@ -168,6 +168,7 @@ class RetellHook(BaseHook):
         return self._settings
 
     def get_conn(self) -> httpx.Client:
+        """The sync ``httpx.Client`` for this connection (made on first use)."""
         if self._client is None or self._client.is_closed:
             self._client = sync_client(self.settings)
         return self._client
@@ -180,14 +181,17 @@ class RetellHook(BaseHook):
         return self._shared
 
     async def aget_conn(self) -> httpx.AsyncClient:
+        """The event loop's shared ``httpx.AsyncClient`` for this connection."""
         return (await self._ashared()).client
 
     def close(self) -> None:
+        """Close the sync client."""
         if self._client is not None:
             self._client.close()
             self._client = None
 
     async def aclose(self) -> None:
+        """Release the shared async client."""
         if self._shared is not None and self._settings is not None:
             self._shared = None
             await ASYNC_CLIENTS.release(self._settings)
@@ -333,9 +337,11 @@ class RetellHook(BaseHook):
     # -- reads ----------------------------------------------------------------------------------
 
     def get_batch_test(self, batch_test_id: str) -> BatchTest:
+        """The batch test (status and counts so far)."""
         return self.run(get_batch(batch_test_id))
 
     async def aget_batch_test(self, batch_test_id: str) -> BatchTest:
+        """Async twin of :meth:`get_batch_test`."""
         return await self.arun(get_batch(batch_test_id))
 
     def list_test_runs(self, batch_test_id: str) -> list[TestRun]:
@@ -343,12 +349,15 @@ class RetellHook(BaseHook):
         return self.run(list_runs(batch_test_id))
 
     async def alist_test_runs(self, batch_test_id: str) -> list[TestRun]:
+        """Async twin of :meth:`list_test_runs`."""
         return await self.arun(list_runs(batch_test_id))
 
     def list_batch_tests(self, response_engine: TestableEngine | dict[str, Any]) -> list[BatchTest]:
+        """Every batch test of the engine, all pages."""
         return self.run(_list_batch_tests(response_engine))
 
     async def alist_batch_tests(self, response_engine: TestableEngine | dict[str, Any]) -> list[BatchTest]:
+        """Async twin of :meth:`list_batch_tests`."""
         return await self.arun(_list_batch_tests(response_engine))
 
     def list_test_case_definitions(
@@ -360,12 +369,15 @@ class RetellHook(BaseHook):
     async def alist_test_case_definitions(
         self, response_engine: TestableEngine | dict[str, Any]
     ) -> list[TestCaseDefinition]:
+        """Async twin of :meth:`list_test_case_definitions`."""
         return await self.arun(list_definitions(parse_engine_input(response_engine)))
 
     def get_agent(self, agent_id: str, version: int | None = None) -> Agent:
+        """The agent (latest version when ``version`` is None)."""
         return self.run(_get_agent(agent_id, version))
 
     async def aget_agent(self, agent_id: str, version: int | None = None) -> Agent:
+        """Async twin of :meth:`get_agent`."""
         return await self.arun(_get_agent(agent_id, version))
 
     def get_agent_response_engine(self, agent_id: str, version: int | None = None) -> Any:
@@ -373,6 +385,7 @@ class RetellHook(BaseHook):
         return self.get_agent(agent_id, version).response_engine
 
     async def aget_agent_response_engine(self, agent_id: str, version: int | None = None) -> Any:
+        """Async twin of :meth:`get_agent_response_engine`."""
         return (await self.aget_agent(agent_id, version)).response_engine
 
     def test_connection(self) -> tuple[bool, str]:
@@ -416,6 +429,7 @@ class RetellHook(BaseHook):
         end: float | None = None,
         patient: bool = False,
     ) -> BatchTest:
+        """Async twin of :meth:`create_batch_test`."""
         await self.asettings()
         return await self.arun(
             self._create(response_engine, test_case_definition_ids, intent_store, end, patient)
@@ -463,6 +477,7 @@ class RetellHook(BaseHook):
         *,
         intent_store: DefinitionIntentStore | None = None,
     ) -> TestCaseDefinition:
+        """Async twin of :meth:`create_test_case_definition`."""
         await self.asettings()
         return await self.arun(self._create_definition(response_engine, definition, intent_store))
 
@@ -475,6 +490,7 @@ class RetellHook(BaseHook):
     async def aupdate_test_case_definition(
         self, test_case_definition_id: str, changes: dict[str, Any]
     ) -> TestCaseDefinition:
+        """Async twin of :meth:`update_test_case_definition`."""
         return await self.arun(update_definition(test_case_definition_id, parse_changes(changes)))
 
     def delete_test_case_definition(self, test_case_definition_id: str) -> None:
@@ -482,6 +498,7 @@ class RetellHook(BaseHook):
         return self.run(delete_definition(test_case_definition_id))
 
     async def adelete_test_case_definition(self, test_case_definition_id: str) -> None:
+        """Async twin of :meth:`delete_test_case_definition`."""
         return await self.arun(delete_definition(test_case_definition_id))
 
     def _create_definition(

@@ -44,10 +44,13 @@ class RetellBatchTestOperator(BaseOperator):
     :param test_case_definition_ids: the ids to run, split into batches of 200; None runs every
         definition of the engine.
     :param wait_for_completion: wait and return the result dict instead of the batch id(s).
-    :param deferrable: wait in the triggerer instead of a worker slot.
-    :param poll_interval: seconds between status checks while waiting (0.1 s to 1 day).
+    :param deferrable: wait in the triggerer instead of a worker slot. Defaults to Airflow's
+        ``[operators] default_deferrable`` (False unless configured). Only when waiting.
+    :param poll_interval: seconds (or a timedelta) between status checks while waiting (0.1 s to
+        1 day).
     :param timeout: how long the run may take, creates included (seconds or timedelta, up to 7
-        days); the deadline is fixed when the run starts and never extended by retries.
+        days); the deadline is fixed when the run starts and never extended by retries. When it
+        passes the task fails and the batches keep running in Retell (there is no cancel API).
     :param rerun_failed: rerun the failed and errored cases up to this many times, in new batches;
         each case is judged on its last run (needs ``wait_for_completion``).
     :param max_test_cases: most test cases the run may start, reruns included (None: no cap).
@@ -61,7 +64,8 @@ class RetellBatchTestOperator(BaseOperator):
     :param max_regressions: most regressions the gate allows with a baseline (None: no bound).
     :param report_path: where to write a JUnit XML report (templated; an absolute path or a URL
         Airflow's ObjectStoragePath supports). Only when waiting.
-    :param retell_conn_id: the Retell connection.
+    :param retell_conn_id: the Retell connection (type ``retell``).
+    :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ...).
     """
 
     template_fields: Sequence[str] = (

@@ -39,7 +39,8 @@ class RetellSyncTestCaseDefinitionsOperator(BaseOperator):
     :param agent_version: the agent version to resolve; latest when None.
     :param prune: delete the engine's definitions that no file names.
     :param dry_run: compute and log the plan only; nothing is written.
-    :param retell_conn_id: the Retell connection.
+    :param retell_conn_id: the Retell connection (type ``retell``).
+    :param kwargs: any other ``BaseOperator`` argument (``task_id``, ``retries``, ...).
     """
 
     # ``is_dry_run``, not ``dry_run``: BaseOperator has a method of that name.

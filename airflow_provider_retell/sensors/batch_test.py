@@ -50,7 +50,18 @@ class RetellBatchTestSensor(BaseSensorOperator):
     :param report_path: where to write a JUnit XML report (templated; an absolute path or a URL).
     :param agent_id: the agent the batches test, for the result's ``url`` and the extra link
         (e.g. ``start.output["agent_id"]``); None shows no link.
-    :param retell_conn_id: the Retell connection.
+    :param deferrable: wait in the triggerer instead of a worker slot (recommended). Defaults to
+        Airflow's ``[operators] default_deferrable`` (False unless configured).
+    :param poke_interval: seconds between status checks, or a timedelta (0.1 s to 1 day); also the
+        trigger's poll interval when deferred.
+    :param timeout: how long the run may take from the first check (seconds or timedelta, up to 7
+        days); an absolute deadline, never extended by retries, reschedules or triggerer restarts. When
+        it passes the task fails and the batches keep running in Retell (there is no cancel API).
+    :param mode: ``"poke"`` (hold a worker slot between checks) or ``"reschedule"`` (free it); ignored
+        when ``deferrable``. Prefer ``deferrable=True`` to reschedule mode: see the docs' troubleshooting
+        page (apache/airflow#71172).
+    :param retell_conn_id: the Retell connection (type ``retell``).
+    :param kwargs: any other ``BaseSensorOperator`` argument (``task_id``, ``retries``, ...).
     """
 
     template_fields: Sequence[str] = ("batch_test_id", *GATE_PARAMS, "baseline", "report_path", "agent_id")

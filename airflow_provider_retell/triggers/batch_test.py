@@ -39,6 +39,8 @@ class RetellBatchTestTrigger(BaseTrigger):
     :param end_time: absolute deadline, epoch seconds.
     :param batch_test_ids: every batch of the run to wait for (instead of ``batch_test_id``).
     :param first_poll_at: epoch seconds of the first poll, when the task has just polled itself.
+    :param schema_version: the version of these kwargs (set by the task; the previous release's, 1,
+        is still read).
     """
 
     def __init__(
