@@ -53,3 +53,17 @@ html_theme = "furo"
 html_title = "airflow-provider-retell"
 html_static_path: list[str] = []
 html_show_sourcelink = False
+
+
+def _copy_images(app: object, exception: Exception | None) -> None:
+    """Screenshots (``docs/img/*.png``, refreshed by a make target) are linked with plain HTML links,
+    which Sphinx neither checks nor copies: copy them next to the pages, when they exist."""
+    import shutil
+
+    source = Path(__file__).resolve().parent / "img"
+    if exception is None and source.is_dir():
+        shutil.copytree(source, Path(app.outdir) / "img", dirs_exist_ok=True)  # type: ignore[attr-defined]
+
+
+def setup(app: object) -> None:
+    app.connect("build-finished", _copy_images)  # type: ignore[attr-defined]
