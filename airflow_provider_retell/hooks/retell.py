@@ -148,6 +148,8 @@ class RetellHook(BaseHook):
 
     @property
     def settings(self) -> RetellConnectionSettings:
+        """What the connection resolves to (base URL, timeouts, retries, proxy), read once; the key
+        and the proxy's credentials are registered with Airflow's secrets masker."""
         if self._settings is None:
             conn = self.get_connection(self.retell_conn_id)
             settings = RetellConnectionSettings.from_connection(conn, conn.extra_dejson)
@@ -158,6 +160,7 @@ class RetellHook(BaseHook):
         return self._settings
 
     async def asettings(self) -> RetellConnectionSettings:
+        """Async twin of :attr:`settings` (in the triggerer, connections must be read asynchronously)."""
         if self._settings is None:
             conn = await self.aget_connection(self.retell_conn_id)
             settings = RetellConnectionSettings.from_connection(conn, await conn.aextra_dejson())
