@@ -127,7 +127,8 @@ OFF_LOOP_BYTES = 256 * 1024
 class RetellHook(BaseHook):
     """Auth, HTTP and retries for Retell's test API, with sync methods and ``a``-prefixed twins.
 
-    :param retell_conn_id: a connection of type ``retell``; password = API key, host = optional base URL.
+    :param retell_conn_id: a connection of type ``retell`` (default ``retell_default``); password = API
+        key, host = optional base URL.
     """
 
     conn_name_attr = "retell_conn_id"
