@@ -19,6 +19,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
@@ -133,9 +134,12 @@ def test_sample_project_passes_its_tests(group: str, tmp_path):
         path.write_text(sample.code, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
     env["PYTHONPATH"] = str(ROOT)
-    # ``-p no:retell_emulator``: a project opts in to the fixture itself (its conftest.py), even
-    # where the plugin is still registered for every pytest session.
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:retell_emulator", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if any(e.name == "retell_emulator" for e in entry_points(group="pytest11")):
+        # The plugin is still registered for every pytest session (a ``pytest11`` entry point), and
+        # pytest refuses the project's opt-in line next to it. Until the plugin is opt-in (issue 12),
+        # run the project as it will be: with that registration switched off.
+        command += ["-p", "no:retell_emulator"]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
