@@ -10,6 +10,7 @@ GitHub):
 - ``<!-- sample: chat=N -->``: the sample posts N messages to ``CHAT_WEBHOOK_URL``.
 - ``<!-- sample: pool=NAME:SLOTS -->``: the Airflow pool the sample uses (its bash line creates it).
 - ``<!-- sample: copy=PATH -->``: a file or folder of the repository the sample reads, put next to it.
+- ``<!-- sample: writes=DIR -->``: the sample writes a report under DIR (checked, then removed).
 - ``<!-- sample: file=PATH group=NAME -->``: one file of a small project (a conftest, a test, a DAG);
   the files of a group are written to one folder and run with pytest.
 """
