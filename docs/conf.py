@@ -6,6 +6,7 @@ Markdown pages are read by MyST as they are; the API reference is generated from
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / "docs" / "_build" / "airflow_ho
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+# Airflow logs its configuration file and time zone at import, before its own logging settings apply.
+logging.getLogger("airflow").setLevel(logging.WARNING)
 
 project = "airflow-provider-retell"
 author = "airflow-provider-retell developers"

@@ -100,7 +100,22 @@ def test_samples_found():
     assert len(skipped) <= len(ALL) // 5, skipped
 
 
+@pytest.fixture
+def no_leftover_asset_events(airflow_db) -> Iterator[None]:
+    """A sample's Asset events are removed after it, so tests sharing the database never see them."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, func, select
+
+    with create_session() as session:
+        before = session.scalar(select(func.max(AssetEvent.id))) or 0
+    yield
+    with create_session() as session:
+        session.execute(delete(AssetEvent).where(AssetEvent.id > before))
+
+
 @pytest.mark.parametrize("sample", SINGLE, ids=[s.id for s in SINGLE])
+@pytest.mark.usefixtures("no_leftover_asset_events")
 def test_sample_runs(sample: Sample, airflow_db, retell_conn, chat_webhook, tmp_path, monkeypatch):
     from scripts.dagrun import sync_dag
 
