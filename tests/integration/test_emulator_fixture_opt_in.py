@@ -36,7 +36,9 @@ def test_a_project_without_the_line_does_not_load_the_plugin(tmp_path: Path) -> 
 
 
 def test_the_documented_line_gives_the_fixture(tmp_path: Path) -> None:
-    (tmp_path / "conftest.py").write_text('pytest_plugins = ["airflow_provider_retell.emulator.pytest_plugin"]\n')
+    (tmp_path / "conftest.py").write_text(
+        'pytest_plugins = ["airflow_provider_retell.emulator.pytest_plugin"]\n'
+    )
     (tmp_path / "test_user.py").write_text(USER_TEST)
     proc = _pytest(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
