@@ -235,6 +235,8 @@ def _load_file(file: Path, yaml: Any, specs: list[DefinitionSpec], named: list[t
         return [f"{where}: not valid YAML: {exc.problem or exc.context}"]
     except yaml.YAMLError as exc:
         return [f"{file}: not valid YAML: {exc}"]
+    except RecursionError:
+        return [f"{file}: nested too deeply to read (lists or mappings inside one another)"]
     finally:
         loader.dispose()
 

@@ -856,3 +856,12 @@ def test_a_folder_with_more_files_than_the_cap_is_refused(
         (tmp_path / f"case_{i}.yaml").write_text(f"- name: c{i}\n  user_prompt: p\n  metrics: [m]\n")
     with pytest.raises(RetellInputError, match=r"more than 3 \.yaml"):
         load_definitions(".", base_dir=tmp_path)
+
+
+def test_nesting_too_deep_for_the_parser_is_a_named_problem(tmp_path: Path) -> None:
+    deep = "[" * 20_000 + "]" * 20_000
+    (tmp_path / "deep.yaml").write_text(
+        f"- name: a\n  user_prompt: b\n  metrics: [c]\n  tool_mocks: {deep}\n"
+    )
+    with pytest.raises(RetellInputError, match=r"deep\.yaml: nested too deeply"):
+        load_definitions("deep.yaml", base_dir=tmp_path)
