@@ -19,8 +19,6 @@ from airflow.sdk.log import amask_secret, mask_secret
 from airflow_provider_retell.connection import RetellConnectionSettings
 from airflow_provider_retell.creating import IntentStore, MemoryIntentStore, create_batch
 from airflow_provider_retell.definition_ops import (
-    DefinitionIntentStore,
-    MemoryDefinitionIntentStore,
     create_definition,
     delete_definition,
     list_definitions,
@@ -412,7 +410,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         test_case_definition_ids: Sequence[str],
         *,
-        intent_store: IntentStore | None = None,
+        intent_store: IntentStore[BatchTest] | None = None,
         end: float | None = None,
         patient: bool = False,
     ) -> BatchTest:
@@ -429,7 +427,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         test_case_definition_ids: Sequence[str],
         *,
-        intent_store: IntentStore | None = None,
+        intent_store: IntentStore[BatchTest] | None = None,
         end: float | None = None,
         patient: bool = False,
     ) -> BatchTest:
@@ -443,7 +441,7 @@ class RetellHook(BaseHook):
         self,
         engine: Any,
         ids: Sequence[str],
-        store: IntentStore | None,
+        store: IntentStore[BatchTest] | None,
         end: float | None,
         patient: bool = False,
     ) -> Operation[BatchTest]:
@@ -469,7 +467,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         definition: dict[str, Any],
         *,
-        intent_store: DefinitionIntentStore | None = None,
+        intent_store: IntentStore[TestCaseDefinition] | None = None,
     ) -> TestCaseDefinition:
         """Create a definition; a lost reply is reconciled by name, never sent again blind."""
         return self.run(self._create_definition(response_engine, definition, intent_store))
@@ -479,7 +477,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         definition: dict[str, Any],
         *,
-        intent_store: DefinitionIntentStore | None = None,
+        intent_store: IntentStore[TestCaseDefinition] | None = None,
     ) -> TestCaseDefinition:
         """Async twin of :meth:`create_test_case_definition`."""
         await self.asettings()
@@ -506,14 +504,14 @@ class RetellHook(BaseHook):
         return await self.arun(delete_definition(test_case_definition_id))
 
     def _create_definition(
-        self, engine: Any, definition: Any, store: DefinitionIntentStore | None
+        self, engine: Any, definition: Any, store: IntentStore[TestCaseDefinition] | None
     ) -> Operation[TestCaseDefinition]:
         """Checked before the first step, so bad input fails before any request."""
         settings = self._settings or self.settings
         return create_definition(
             parse_engine_input(engine),
             parse_definition(definition),
-            store=store or MemoryDefinitionIntentStore(),
+            store=store or MemoryIntentStore(),
             settle_seconds=settings.create_settle_seconds,
             log=self.log,
             retry=settings.retry,
