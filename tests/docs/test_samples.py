@@ -20,7 +20,6 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -156,11 +155,6 @@ def _start_project(group: str, folder: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
     env["PYTHONPATH"] = str(ROOT)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    if any(e.name == "retell_emulator" for e in entry_points(group="pytest11")):
-        # The plugin is still registered for every pytest session (a ``pytest11`` entry point), and
-        # pytest refuses the project's opt-in line next to it. Until the plugin is opt-in (issue 12),
-        # run the project as it will be: with that registration switched off.
-        command += ["-p", "no:retell_emulator"]
     output = (folder / "pytest-output.txt").open("wb")
     return subprocess.Popen(command, cwd=folder, env=env, stdout=output, stderr=subprocess.STDOUT)
 
