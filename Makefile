@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup lint typecheck pytest wheel-check test demo bench emulator clean
+.PHONY: setup lint typecheck pytest wheel-check test demo bench emulator airflow-ui airflow-ui-stop clean
 
 # Builds .venv from nothing when missing; reuses it (and skips pip) when pyproject/constraints did not change.
 $(STAMP): pyproject.toml constraints.txt
@@ -52,6 +52,15 @@ bench: $(BENCH_STAMP)
 API_KEY ?= local-dev-key
 emulator: setup
 	$(BIN)/python -m airflow_provider_retell.emulator --host 127.0.0.1 --port 8765 --api-key $(API_KEY)
+
+# A local Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1 with the example DAGs
+# and retell_default pointing at the bundled emulator; prints the URL and the login. State: .airflow-ui/
+airflow-ui: setup
+	$(BIN)/python scripts/airflow_ui.py start
+
+airflow-ui-stop:
+	@test -x $(BIN)/python || { echo "No .venv: nothing was started"; exit 0; }
+	$(BIN)/python scripts/airflow_ui.py stop
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
