@@ -315,8 +315,12 @@ class AirflowApi:
         ok = all((body.get(part) or {}).get("status") == "healthy" for part in parts)
         return body if ok else None
 
-    def login(self) -> None:
-        response = self._client.get("/auth/token")
+    def login(self, username: str | None = None, password: str | None = None) -> None:
+        """A bearer token: the all-admins ``GET /auth/token``, or a user's ``POST /auth/token``."""
+        if username is None:
+            response = self._client.get("/auth/token")
+        else:
+            response = self._client.post("/auth/token", json={"username": username, "password": password})
         response.raise_for_status()
         self._token = response.json()["access_token"]
         self._client.headers["Authorization"] = f"Bearer {self._token}"
