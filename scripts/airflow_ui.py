@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -177,17 +179,6 @@ def start() -> int:
     stack = AirflowStack(home, env)
     try:
         stack.migrate()
-        conn = {"conn_type": "retell", "host": emulator_url, "password": api_key}
-        subprocess.run(
-            [AIRFLOW_BIN, "connections", "add", "retell_default", "--conn-json", json.dumps(conn)],
-            env=env,
-            cwd=str(home),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=120,
-            check=True,
-        )
         for command in COMPONENTS:
             # --skip-serve-logs: the log servers would listen on all interfaces; the api-server reads
             # the task logs from the shared local folder.
@@ -198,11 +189,14 @@ def start() -> int:
         api = AirflowApi(url)
         try:
             wait_for("Airflow to be healthy", api.healthy, 180, stack=stack)
+            # Through the REST API rather than `airflow connections add`: no extra Python start-up.
+            api.login(USER, password)
+            conn = {"connection_id": "retell_default", "conn_type": "retell", "host": emulator_url}
+            api.request("POST", "/connections", ok=(201,), json={**conn, "password": api_key})
         finally:
             api.close()
-    except (ComponentError, subprocess.SubprocessError, OSError) as exc:
-        detail = exc.stderr.decode(errors="replace") if isinstance(exc, subprocess.CalledProcessError) else ""
-        print(f"Airflow did not start: {exc}\n{detail}\n{stack.diagnostics()}", file=sys.stderr)
+    except (ComponentError, httpx.HTTPError, OSError) as exc:
+        print(f"Airflow did not start: {exc}\n{stack.diagnostics()}", file=sys.stderr)
         stop(quiet=True)
         return 1
     print(

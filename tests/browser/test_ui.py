@@ -4,8 +4,8 @@
    extras with their defaults and descriptions, saved, then tested with the Test action
    (``AIRFLOW__CORE__TEST_CONNECTION=Enabled``): the provider's success message.
 2. The same with a wrong key: a readable failure naming the problem, and no key on the page.
-3. ``retell_ui_trigger`` triggered through its Params form; the run finishes, with the counts in
-   the XCom view.
+3. ``retell_ui_trigger`` triggered through its Params form (first, so that 1 and 2 run while its
+   batch test does); the run finishes, with the counts in the XCom view.
 4. The operator's extra link ("Retell agent") points at the agent's dashboard page and opens it
    (the dashboard is answered locally: this machine has no internet).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -112,6 +111,63 @@ def _press_test(page: Any, conn_id: str) -> Any:
     return answer.value
 
 
+RUN: dict[str, Any] = {}  # the UI-triggered run: the first test starts it, later tests read it
+
+
+def test_trigger_form_starts_a_run(page: Any, airflow_ui: AirflowUI) -> None:
+    """``retell_ui_trigger`` triggered through its Params form (a new DAG is unpaused by the form's
+    checkbox). Runs first: the connection tests below run while the batch test does."""
+    expect = _expect()
+    api = airflow_ui.api
+    wait_for(
+        f"the dag-processor to serialize {DAG_ID}",
+        lambda: api.get(f"/dags/{DAG_ID}", ok=(200, 404)).get("dag_id") == DAG_ID,
+        90,
+        extra=airflow_ui.logs,
+    )
+    page.goto(f"{airflow_ui.url}/dags/{DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    if api.get(f"/dags/{DAG_ID}")["is_paused"]:
+        expect(dialog.get_by_label("Unpause retell_ui_trigger on trigger")).to_be_checked()
+    expect(dialog.locator("input[name=element_agent_id]")).to_have_value("agent_support")
+    expect(dialog.locator("input[name=element_min_pass_rate]")).to_have_value("1")
+    dialog.locator("input[name=element_min_pass_rate]").fill("0.75")
+    with page.expect_response(
+        lambda r: r.url.endswith(f"/api/v2/dags/{DAG_ID}/dagRuns") and r.request.method == "POST"
+    ) as answer:
+        dialog.get_by_role("button", name="Trigger", exact=True).click()
+    assert answer.value.status == 200, answer.value.text()
+    run = answer.value.json()
+    assert run["conf"] == {
+        "agent_id": "agent_support",
+        "test_case_definition_ids": None,
+        "min_pass_rate": 0.75,
+    }
+    assert run["triggered_by"] == "ui"
+    RUN.update(run_id=run["dag_run_id"], triggered=time.monotonic())
+
+
+@pytest.fixture
+def finished_run(airflow_ui: AirflowUI) -> dict[str, Any]:
+    """The UI-triggered run, once finished (from the REST API)."""
+    if "run_id" not in RUN:
+        pytest.fail("test_trigger_form_starts_a_run did not trigger a run", pytrace=False)
+    run_id = RUN["run_id"]
+    run = wait_for(
+        f"run {run_id} to finish",
+        lambda: (
+            (r := airflow_ui.api.get(f"/dags/{DAG_ID}/dagRuns/{quote(run_id)}"))["state"]
+            in ("success", "failed")
+            and r
+        ),
+        RUN_TIMEOUT,
+        extra=airflow_ui.logs,
+    )
+    print(f"\nUI-triggered run {run['state']} {time.monotonic() - RUN['triggered']:.1f}s after the trigger")
+    return dict(run)
+
+
 def test_connection_form_and_test_succeeds(page: Any, airflow_ui: AirflowUI) -> None:
     expect = _expect()
     _add_connection(page, airflow_ui, "retell_ui", airflow_ui.emulator.api_key, shot=True)
@@ -161,62 +217,14 @@ def test_connection_with_a_wrong_key_fails_readably(page: Any, airflow_ui: Airfl
     assert wrong_key not in page.content()
 
 
-@pytest.fixture(scope="module")
-def ui_run(chromium: Any, signed_in: Any, airflow_ui: AirflowUI) -> Iterator[dict[str, Any]]:
-    """``retell_ui_trigger`` triggered through its Params form (the DAG unpaused by the form's
-    checkbox); yields the finished run from the REST API."""
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, storage_state=str(signed_in))
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
-        api = airflow_ui.api
-        wait_for(
-            f"the dag-processor to serialize {DAG_ID}",
-            lambda: api.get(f"/dags/{DAG_ID}", ok=(200, 404)).get("dag_id") == DAG_ID,
-            90,
-            extra=airflow_ui.logs,
-        )
-        page.goto(f"{airflow_ui.url}/dags/{DAG_ID}")
-        page.get_by_role("button", name="Trigger Dag").click()
-        dialog = page.get_by_role("dialog")
-        if api.get(f"/dags/{DAG_ID}")["is_paused"]:  # a new DAG is paused: the form unpauses it
-            _expect()(dialog.get_by_label("Unpause retell_ui_trigger on trigger")).to_be_checked()
-        agent = dialog.locator("input[name=element_agent_id]")
-        _expect()(agent).to_have_value("agent_support")
-        dialog.locator("input[name=element_min_pass_rate]").fill("0.75")
-        with page.expect_response(
-            lambda r: r.url.endswith(f"/api/v2/dags/{DAG_ID}/dagRuns") and r.request.method == "POST"
-        ) as answer:
-            dialog.get_by_role("button", name="Trigger", exact=True).click()
-        assert answer.value.status == 200, answer.value.text()
-        run = answer.value.json()
-        assert run["conf"]["agent_id"] == "agent_support"
-        assert run["conf"]["min_pass_rate"] == 0.75
-        run_id = run["dag_run_id"]
-        started = time.monotonic()
-        run = wait_for(
-            f"run {run_id} to finish",
-            lambda: (
-                (r := api.get(f"/dags/{DAG_ID}/dagRuns/{quote(run_id)}"))["state"] in ("success", "failed")
-                and r
-            ),
-            RUN_TIMEOUT,
-            extra=airflow_ui.logs,
-        )
-        print(f"\nUI-triggered run finished {run['state']} after {time.monotonic() - started:.1f}s")
-        yield run
-    finally:
-        context.close()
-
-
 def test_trigger_form_run_finishes_with_counts_in_xcom(
-    page: Any, airflow_ui: AirflowUI, ui_run: dict[str, Any]
+    page: Any, airflow_ui: AirflowUI, finished_run: dict[str, Any]
 ) -> None:
     expect = _expect()
-    run_id = ui_run["dag_run_id"]
+    run_id = finished_run["dag_run_id"]
     tis = airflow_ui.api.get(f"/dags/{DAG_ID}/dagRuns/{quote(run_id)}/taskInstances")["task_instances"]
     states = {ti["task_id"]: ti["state"] for ti in tis}
-    assert ui_run["state"] == "success", states
+    assert finished_run["state"] == "success", states
     assert states == {"run_batch_test": "success", "report": "success", "watcher": "skipped"}
 
     page.goto(f"{airflow_ui.url}/dags/{DAG_ID}/runs/{quote(run_id)}/tasks/report/xcom")
@@ -239,10 +247,10 @@ def test_trigger_form_run_finishes_with_counts_in_xcom(
 
 
 def test_extra_link_opens_the_agent_dashboard(
-    page: Any, airflow_ui: AirflowUI, ui_run: dict[str, Any]
+    page: Any, airflow_ui: AirflowUI, finished_run: dict[str, Any]
 ) -> None:
     expect = _expect()
-    run_id = ui_run["dag_run_id"]
+    run_id = finished_run["dag_run_id"]
     page.context.route(
         "https://dashboard.retellai.com/**",
         lambda route: route.fulfill(status=200, content_type="text/html", body="<h1>Retell dashboard</h1>"),
