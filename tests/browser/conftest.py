@@ -38,6 +38,7 @@ from tests.browser.support import (
     DAG_ID,
     POLL_INTERVAL,
     ROOT,
+    SCREENSHOTS,
     SCRIPT,
     START_TIMEOUT,
     STOP_TIMEOUT,
@@ -91,6 +92,8 @@ def chromium() -> Iterator[Any]:
         _unavailable("playwright is not installed (pip install -e '.[browser]')")
     # The UI loads data after the page: on 2 shared cores a table can take well over 5 s (the default).
     expect.set_options(timeout=ACTION_TIMEOUT_MS)
+    for old in SCREENSHOTS.glob("*.png"):  # this session's screenshots only
+        old.unlink()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
