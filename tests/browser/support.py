@@ -25,7 +25,7 @@ DAG_ID = "retell_ui_trigger"
 POLL_INTERVAL = 2
 START_TIMEOUT = 240.0  # airflow_ui.py waits up to 180 s for health; db migrate ~5-20 s before that
 STOP_TIMEOUT = 60.0
-ACTION_TIMEOUT_MS = 20_000
+ACTION_TIMEOUT_MS = 45_000  # generous: on 2 shared, busy cores a page can take 20 s to load
 
 
 @dataclass
