@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,14 +55,20 @@ UNBOUNDED_GRACE_SECONDS = 300.0
 _ENGINE_FIELDS = {"type", "llm_id", "conversation_flow_id"}
 
 
-class IntentStore(Protocol):
-    """Where the create intent lives between attempts and tries (each write must be durable)."""
+_Made = TypeVar("_Made", contravariant=True)
+
+
+class IntentStore(Protocol[_Made]):
+    """Where a create's intent lives between attempts and tries (each write must be durable).
+
+    ``_Made`` is what a create makes: a batch test here, a test case definition in ``definition_ops``.
+    """
 
     def load(self) -> dict[str, Any] | None: ...
     def save(self, intent: dict[str, Any]) -> None: ...
     def clear(self) -> None: ...
-    def resolve(self, batch: BatchTest) -> None:
-        """Record the batch the intent made and clear the intent, in one write."""
+    def resolve(self, made: _Made) -> None:
+        """Record what the intent made and clear the intent, in one write."""
         ...
 
 
@@ -81,7 +87,7 @@ class MemoryIntentStore:
     def clear(self) -> None:
         self.intent = None
 
-    def resolve(self, batch: BatchTest) -> None:
+    def resolve(self, made: object) -> None:
         self.intent = None
 
 
@@ -135,7 +141,7 @@ def create_batch(
     engine: TestableEngine,
     ids: Sequence[str],
     *,
-    store: IntentStore,
+    store: IntentStore[BatchTest],
     settle_seconds: float,
     end: float | None,
     log: Any,
@@ -245,7 +251,7 @@ def _listing(
 
 
 def _reconcile(
-    intent: CreateIntent, store: IntentStore, settle_seconds: float, end: float | None, log: Any
+    intent: CreateIntent, store: IntentStore[BatchTest], settle_seconds: float, end: float | None, log: Any
 ) -> Operation[BatchTest | None]:
     """The batch ``intent`` made, or None once listings since the settle window show none."""
     pause = 1.0

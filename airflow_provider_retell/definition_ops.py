@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from airflow_provider_retell.creating import MAX_LISTING_PAUSE_SECONDS, UNBOUNDED_GRACE_SECONDS
+from airflow_provider_retell.creating import (
+    MAX_LISTING_PAUSE_SECONDS,
+    UNBOUNDED_GRACE_SECONDS,
+    IntentStore,
+)
 from airflow_provider_retell.definitions import DefinitionSpec
 from airflow_provider_retell.exceptions import (
     RetellAPIError,
@@ -54,36 +58,6 @@ LIST_PATH = "/v2/list-test-case-definitions"
 CREATE_PATH = "/create-test-case-definition"
 #: ``task_state_store`` key of a definition create whose outcome is not known yet.
 INTENT_KEY = "retell_definition_create"
-
-
-class DefinitionIntentStore(Protocol):
-    """Where a create's intent lives between attempts and tries (each write must be durable)."""
-
-    def load(self) -> dict[str, Any] | None: ...
-    def save(self, intent: dict[str, Any]) -> None: ...
-    def clear(self) -> None: ...
-    def resolve(self, definition: TestCaseDefinition) -> None:
-        """Record that the intent made ``definition``, and clear it, in one write."""
-        ...
-
-
-class MemoryDefinitionIntentStore:
-    """For a create made outside a task (the hook used on its own): durable only in this process."""
-
-    def __init__(self) -> None:
-        self.intent: dict[str, Any] | None = None
-
-    def load(self) -> dict[str, Any] | None:
-        return self.intent
-
-    def save(self, intent: dict[str, Any]) -> None:
-        self.intent = dict(intent)
-
-    def clear(self) -> None:
-        self.intent = None
-
-    def resolve(self, definition: TestCaseDefinition) -> None:
-        self.intent = None
 
 
 class TaskStateIntentStore:
@@ -141,7 +115,7 @@ def definition_engine(engine: TestableEngine) -> TestableEngine:
 
 
 def forget_landed(
-    store: DefinitionIntentStore, engine: TestableEngine, listed: Sequence[TestCaseDefinition]
+    store: IntentStore[TestCaseDefinition], engine: TestableEngine, listed: Sequence[TestCaseDefinition]
 ) -> None:
     """Drop a recorded intent whose definition ``listed`` (the engine's definitions) shows: it landed."""
     stored = store.load()
@@ -194,7 +168,7 @@ def create_definition(
     engine: TestableEngine,
     spec: DefinitionSpec,
     *,
-    store: DefinitionIntentStore,
+    store: IntentStore[TestCaseDefinition],
     settle_seconds: float,
     log: Any,
     retry: RetryPolicy | None = None,
@@ -297,7 +271,7 @@ def _intent(stored: dict[str, Any]) -> DefinitionIntent | None:
 
 def _reconcile(
     intent: DefinitionIntent,
-    store: DefinitionIntentStore,
+    store: IntentStore[TestCaseDefinition],
     settle_seconds: float,
     end: float | None,
     log: Any,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import json
 import os
 import sys
@@ -34,6 +35,11 @@ SYNCED_FIELDS = ("user_prompt", "metrics", "dynamic_variables", "tool_mocks", "l
 #: The empty value that clears each optional field (``llm_model`` has none: Retell always has a model).
 EMPTY_VALUES: dict[str, Any] = {"dynamic_variables": {}, "tool_mocks": []}
 _MAX_PROBLEMS_SHOWN = 25
+#: Bounds on what a sync reads: test case files are small, and a path pointed at the wrong folder, or
+#: a YAML alias bomb, must fail fast instead of filling memory.
+MAX_FILES = 1_000
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES_PER_FILE = 100_000  # YAML nodes as expanded: an alias counts every time it is used
 
 Action = Literal["create", "update", "unchanged", "delete", "keep"]
 
@@ -159,6 +165,11 @@ def definition_files(path: str | os.PathLike[str], *, base_dir: str | os.PathLik
             file = Path(folder) / name
             if not name.startswith(".") and file.suffix.lower() in FILE_SUFFIXES and file.is_file():
                 found.append((file.relative_to(resolved).parts, file))
+                if len(found) > MAX_FILES:
+                    raise RetellInputError(
+                        f"path {os.fspath(path)!r} holds more than {MAX_FILES:,} .yaml/.yml files ({resolved}): "
+                        "point it at the test case folder"
+                    )
     if not found:
         raise RetellInputError(
             f"path {os.fspath(path)!r} is a folder with no .yaml or .yml files ({resolved}); "
@@ -203,7 +214,11 @@ def load_definitions(
 def _load_file(file: Path, yaml: Any, specs: list[DefinitionSpec], named: list[tuple[str, str]]) -> list[str]:
     """Append the file's valid entries to ``specs`` and every named entry to ``named``; return its problems."""
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            return [f"{file}: larger than {MAX_FILE_BYTES:,} bytes; split it into several files"]
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [f"{file}: cannot be read as UTF-8 text ({exc})"]
     # Composing first keeps the nodes, so every error can name its line.
@@ -220,6 +235,8 @@ def _load_file(file: Path, yaml: Any, specs: list[DefinitionSpec], named: list[t
         return [f"{where}: not valid YAML: {exc.problem or exc.context}"]
     except yaml.YAMLError as exc:
         return [f"{file}: not valid YAML: {exc}"]
+    except RecursionError:
+        return [f"{file}: nested too deeply to read (lists or mappings inside one another)"]
     finally:
         loader.dispose()
 
@@ -261,21 +278,34 @@ def _load_file(file: Path, yaml: Any, specs: list[DefinitionSpec], named: list[t
 
 
 def _duplicate_key_problems(file: Path, root: Any) -> list[str]:
-    """A key given twice in one mapping: YAML keeps the last one silently, which would hide a typo."""
+    """A key given twice in one mapping: YAML keeps the last one silently, which would hide a typo.
+
+    The walk counts nodes as they expand (an alias every time it is used) and stops past
+    :data:`MAX_NODES_PER_FILE`: an alias bomb is refused here, before anything builds it.
+    """
     found: list[tuple[int, str]] = []
     stack = [root] if root is not None else []
-    while stack:
+    checked: set[int] = set()
+    for visits in itertools.count(1):
+        if not stack:
+            break
+        if visits > MAX_NODES_PER_FILE:
+            return [
+                f"{file}: expands to more than {MAX_NODES_PER_FILE:,} YAML nodes (aliases included); too big"
+            ]
         node = stack.pop()
         if node.id == "mapping":
-            seen: set[str] = set()
-            for key, value in node.value:
-                if key.id == "scalar" and key.tag != "tag:yaml.org,2002:merge":
-                    if key.value in seen:
-                        found.append((key.start_mark.line + 1, f"key {key.value!r} is given twice"))
-                    seen.add(key.value)
-                stack.append(value)
+            if id(node) not in checked:  # an alias of a mapping already checked is only counted
+                seen: set[str] = set()
+                for key, _ in node.value:
+                    if key.id == "scalar" and key.tag != "tag:yaml.org,2002:merge":
+                        if key.value in seen:
+                            found.append((key.start_mark.line + 1, f"key {key.value!r} is given twice"))
+                        seen.add(key.value)
+            stack.extend(value for _, value in node.value)
         elif node.id == "sequence":
             stack.extend(node.value)
+        checked.add(id(node))
     return [f"{file}:{line}: {message}" for line, message in sorted(found)]
 
 

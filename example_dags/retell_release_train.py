@@ -25,7 +25,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["retell", "release"],
-):
+) as dag:
     RetellBatchTestOperator(
         task_id="gate_agent",
         agent_id=AGENT_ID,
@@ -44,7 +44,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["retell", "release"],
-):
+) as deploy_dag:
 
     @task
     def deploy(triggering_asset_events: Any = None) -> dict[str, Any]:

@@ -74,8 +74,17 @@ with DAG(
         }
 
     @task(trigger_rule="one_failed", retries=0)
-    def watcher() -> None:
+    def watcher(summary: dict[str, Any] | None) -> None:
         """Fail the DAG run when anything upstream failed: ``report`` (all_done) alone would leave it green."""
-        raise AirflowFailException("A task failed (see the quality gate above): failing the DAG run")
+        if summary is None:
+            raise AirflowFailException(
+                "run_batch_test failed before it had a result (an unknown agent or test case, a bad "
+                "argument, or a timeout): see its log"
+            )
+        raise AirflowFailException(
+            f"The quality gate failed: {summary['pass_count']} passed, {summary['fail_count']} failed, "
+            f"{summary['error_count']} errored of {summary['total_count']}"
+        )
 
-    [run_tests, report(run_tests.output)] >> watcher()
+    summary = report(run_tests.output)
+    [run_tests, summary] >> watcher(summary)

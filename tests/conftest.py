@@ -21,6 +21,9 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
 
+# The emulator fixtures are opt-in (no pytest11 entry point): this is the one line a user adds too.
+pytest_plugins = ["airflow_provider_retell.emulator.pytest_plugin"]
+
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

@@ -1,7 +1,9 @@
 """Pytest plugin: the ``retell_emulator`` fixtures and :func:`start_emulator` for scripts.
 
-Loaded in every pytest run (``pytest11`` entry point), so this module only imports stdlib, httpx
-and pytest; the emulator itself runs in a subprocess (``python -m airflow_provider_retell.emulator``).
+Opt-in: a project's ``conftest.py`` loads it with one line,
+``pytest_plugins = ["airflow_provider_retell.emulator.pytest_plugin"]``, so it never loads into
+pytest sessions that did not ask. It imports only stdlib, httpx and pytest; the emulator itself runs
+in a subprocess (``python -m airflow_provider_retell.emulator``, which needs the ``emulator`` extra).
 
 - ``retell_emulator_server`` (session): one emulator subprocess, time scale 0.01.
 - ``retell_emulator`` (function): the same handle after a reset (default seed, time scale 0.01,

@@ -19,8 +19,6 @@ from airflow.sdk.log import amask_secret, mask_secret
 from airflow_provider_retell.connection import RetellConnectionSettings
 from airflow_provider_retell.creating import IntentStore, MemoryIntentStore, create_batch
 from airflow_provider_retell.definition_ops import (
-    DefinitionIntentStore,
-    MemoryDefinitionIntentStore,
     create_definition,
     delete_definition,
     list_definitions,
@@ -403,7 +401,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         test_case_definition_ids: Sequence[str],
         *,
-        intent_store: IntentStore | None = None,
+        intent_store: IntentStore[BatchTest] | None = None,
         end: float | None = None,
         patient: bool = False,
     ) -> BatchTest:
@@ -420,7 +418,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         test_case_definition_ids: Sequence[str],
         *,
-        intent_store: IntentStore | None = None,
+        intent_store: IntentStore[BatchTest] | None = None,
         end: float | None = None,
         patient: bool = False,
     ) -> BatchTest:
@@ -433,7 +431,7 @@ class RetellHook(BaseHook):
         self,
         engine: Any,
         ids: Sequence[str],
-        store: IntentStore | None,
+        store: IntentStore[BatchTest] | None,
         end: float | None,
         patient: bool = False,
     ) -> Operation[BatchTest]:
@@ -459,7 +457,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         definition: dict[str, Any],
         *,
-        intent_store: DefinitionIntentStore | None = None,
+        intent_store: IntentStore[TestCaseDefinition] | None = None,
     ) -> TestCaseDefinition:
         """Create a definition; a lost reply is reconciled by name, never sent again blind."""
         return self.run(self._create_definition(response_engine, definition, intent_store))
@@ -469,7 +467,7 @@ class RetellHook(BaseHook):
         response_engine: TestableEngine | dict[str, Any],
         definition: dict[str, Any],
         *,
-        intent_store: DefinitionIntentStore | None = None,
+        intent_store: IntentStore[TestCaseDefinition] | None = None,
     ) -> TestCaseDefinition:
         await self.asettings()
         return await self.arun(self._create_definition(response_engine, definition, intent_store))
@@ -493,14 +491,14 @@ class RetellHook(BaseHook):
         return await self.arun(delete_definition(test_case_definition_id))
 
     def _create_definition(
-        self, engine: Any, definition: Any, store: DefinitionIntentStore | None
+        self, engine: Any, definition: Any, store: IntentStore[TestCaseDefinition] | None
     ) -> Operation[TestCaseDefinition]:
         """Checked before the first step, so bad input fails before any request."""
         settings = self._settings or self.settings
         return create_definition(
             parse_engine_input(engine),
             parse_definition(definition),
-            store=store or MemoryDefinitionIntentStore(),
+            store=store or MemoryIntentStore(),
             settle_seconds=settings.create_settle_seconds,
             log=self.log,
             retry=settings.retry,

@@ -130,3 +130,23 @@ def test_example_dags_touch_no_network_at_parse_time(airflow_db, retell_conn):
     assert {Path(f).stem for f in files} <= set(report["dag_ids"])
     assert report["attempts"] == []
     assert retell_conn.requests() == []
+
+
+def test_demo_of_a_failing_gate_leads_with_the_verdict_and_keeps_tracebacks_in_the_log():
+    """``make demo AGENT=agent_booking``: the summary and the verdict first, the failure plainly expected."""
+    proc = subprocess.run(
+        [sys.executable, "scripts/demo.py", "agent_booking"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("Quality gate: FAILED"))
+    assert "pass 10, fail 1, error 1, total 12" in lines[verdict - 1]
+    assert any("expected outcome for agent_booking" in line for line in lines[verdict:])
+    log = Path(lines[-1].rsplit(": ", 1)[1])
+    assert "RetellQualityGateError" in log.read_text()

@@ -257,6 +257,10 @@ def test_ui_trigger_fails_below_min_pass_rate(example_dags, retell_conn):
     assert len(result["gate_reasons"]) == 1
     assert "min_pass_rate" in result["gate_reasons"][0]
     assert xcom(run, "report")["gate_passed"] is False
+    assert (
+        _watcher_says(dag, xcom(run, "report"))
+        == "The quality gate failed: 1 passed, 1 failed, 0 errored of 2"
+    )
 
 
 @pytest.mark.parametrize("no_ids", [None, []], ids=["null", "cleared-field"])
@@ -277,3 +281,23 @@ def test_ui_trigger_without_ids_runs_every_definition(example_dags, retell_conn,
         "total_count": 12,
         "gate_passed": True,
     }
+
+
+def _watcher_says(dag: Any, summary: dict[str, Any] | None) -> str:
+    """What the watcher fails the run with, given what ``report`` handed it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as failure:
+        dag.get_task("watcher").python_callable(summary)
+    return str(failure.value)
+
+
+def test_ui_trigger_watcher_names_an_unknown_agent_not_the_gate(example_dags, retell_conn):
+    dag = example_dags["retell_ui_trigger"]
+    run = run_dag(dag, conf={"agent_id": "agent_nobody", "min_pass_rate": 1.0}, poll_interval=POLL)
+
+    assert run.state == "failed"
+    assert task_states(run) == {"run_batch_test": "failed", "report": "success", "watcher": "failed"}
+    assert retell_conn.count("POST", "/create-batch-test") == 0
+    assert xcom(run, "report") is None
+    assert _watcher_says(dag, xcom(run, "report")).startswith("run_batch_test failed before it had a result")

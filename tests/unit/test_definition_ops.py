@@ -16,12 +16,11 @@ import time_machine
 from _drive import NOW, Driver, log, no_reply, status
 from _retell_helpers import LLM_ENGINE, page
 
-from airflow_provider_retell.creating import UNBOUNDED_GRACE_SECONDS
+from airflow_provider_retell.creating import UNBOUNDED_GRACE_SECONDS, MemoryIntentStore
 from airflow_provider_retell.definition_ops import (
     CREATE_PATH,
     INTENT_KEY,
     LIST_PATH,
-    MemoryDefinitionIntentStore,
     TaskStateIntentStore,
     create_definition,
     delete_definition,
@@ -115,7 +114,7 @@ def clock() -> Iterator[time_machine.Coordinates]:
 def create(
     retell: Any, clock: Any, store: Any = None, spec: DefinitionSpec = SPEC, **kw: Any
 ) -> tuple[Any, Driver, Any]:
-    store = store if store is not None else MemoryDefinitionIntentStore()
+    store = store if store is not None else MemoryIntentStore()
     kw.setdefault("settle_seconds", SETTLE)
     kw.setdefault("retry", RetryPolicy(max_retries=2, initial_wait=0.5))
     driver = Driver(retell, clock)
@@ -163,7 +162,7 @@ def test_the_intent_is_recorded_before_the_post(clock: Any) -> None:
     retell = FakeRetell()
     seen: list[Any] = []
 
-    class Watching(MemoryDefinitionIntentStore):
+    class Watching(MemoryIntentStore):
         def save(self, intent: dict[str, Any]) -> None:
             seen.append((len(retell.posts), dict(intent)))
             super().save(intent)
@@ -173,7 +172,7 @@ def test_the_intent_is_recorded_before_the_post(clock: Any) -> None:
 
 
 def test_when_the_intent_cannot_be_recorded_nothing_is_sent(clock: Any) -> None:
-    class Broken(MemoryDefinitionIntentStore):
+    class Broken(MemoryIntentStore):
         def save(self, intent: dict[str, Any]) -> None:
             raise OSError("state store unavailable")
 
@@ -350,7 +349,7 @@ def test_a_reply_about_another_definition_is_no_reply(clock: Any) -> None:
 def test_a_retry_adopts_what_the_earlier_try_created(clock: Any) -> None:
     retell = FakeRetell()
     made = retell.add("refund")
-    store = MemoryDefinitionIntentStore()
+    store = MemoryIntentStore()
     store.save(intent(age=5))
     created, driver, _ = create(retell, clock, store=store)
     assert created.test_case_definition_id == made
@@ -361,7 +360,7 @@ def test_a_retry_adopts_what_the_earlier_try_created(clock: Any) -> None:
 def test_a_retry_waits_for_the_earlier_create_before_sending(clock: Any) -> None:
     retell = FakeRetell()
     retell.add("refund", visible_at=NOW + 10)  # the earlier try's POST lands late
-    store = MemoryDefinitionIntentStore()
+    store = MemoryIntentStore()
     store.save(intent(age=5))
     created, _driver, _ = create(retell, clock, store=store)
     assert retell.named("refund") == [created.test_case_definition_id]
@@ -370,7 +369,7 @@ def test_a_retry_waits_for_the_earlier_create_before_sending(clock: Any) -> None
 
 def test_a_retry_sends_once_the_earlier_create_proved_absent(clock: Any) -> None:
     retell = FakeRetell()
-    store = MemoryDefinitionIntentStore()
+    store = MemoryIntentStore()
     store.save(intent(age=SETTLE + 1))
     created, driver, _ = create(retell, clock, store=store)
     assert retell.named("refund") == [created.test_case_definition_id]
@@ -380,7 +379,7 @@ def test_a_retry_sends_once_the_earlier_create_proved_absent(clock: Any) -> None
 def test_an_intent_for_another_case_is_settled_first(clock: Any) -> None:
     retell = FakeRetell()
     other = retell.add("other case")
-    store = MemoryDefinitionIntentStore()
+    store = MemoryIntentStore()
     store.save(intent("other case", age=5))
     created, _, _ = create(retell, clock, store=store)
     assert retell.named("other case") == [other]  # adopted, not created again
@@ -390,7 +389,7 @@ def test_an_intent_for_another_case_is_settled_first(clock: Any) -> None:
 
 
 def test_a_stored_value_that_is_no_intent_is_dropped(clock: Any) -> None:
-    store = MemoryDefinitionIntentStore()
+    store = MemoryIntentStore()
     store.save({"unexpected": True})
     created, _, _ = create(FakeRetell(), clock, store=store)
     assert created.name == "refund"
@@ -399,7 +398,7 @@ def test_a_stored_value_that_is_no_intent_is_dropped(clock: Any) -> None:
 
 def test_forget_landed_drops_an_intent_whose_definition_is_listed() -> None:
     listed = [DefinitionModel(test_case_definition_id="tcd_1", name="refund")]
-    store = MemoryDefinitionIntentStore()
+    store = MemoryIntentStore()
     store.save(intent())
     forget_landed(store, ENGINE, [])
     assert store.intent == intent()  # not listed: the create still has to be found

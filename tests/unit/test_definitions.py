@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_retell.definitions import (
+    MAX_FILE_BYTES,
     SCHEMA_PATH,
     DefinitionSpec,
     SyncPlan,
@@ -794,3 +795,73 @@ def test_dag_parsing_does_not_import_the_definitions_module() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert out.strip() == "False"
+
+
+# ------------------------------------------------------------------------ hostile files stay bounded
+def _laughs(levels: int, field: str) -> str:
+    """A billion-laughs document: ``levels`` anchors, each a list of ten aliases of the one before."""
+    lines = ["x:", '  - &l0 "ha"']
+    for level in range(1, levels + 1):
+        refs = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"  - &l{level} [{refs}]")
+    doc = "\n".join(lines)
+    return (
+        "anchors:\n" + textwrap.indent(doc, "  ") + "\n"
+        "test_cases:\n"
+        "  - name: laughs\n"
+        "    user_prompt: hi\n"
+        "    metrics: [ok]\n"
+        f"    {field}: *l{levels}\n"
+    )
+
+
+@pytest.mark.parametrize("field", ["tool_mocks", "metrics", "dynamic_variables"])
+def test_an_alias_bomb_is_refused_by_its_size_not_expanded(tmp_path: Path, field: str) -> None:
+    (tmp_path / "bomb.yaml").write_text(_laughs(9, field))  # 10**9 strings once expanded
+    with pytest.raises(RetellInputError, match=r"bomb\.yaml.*more than [\d,]+ YAML nodes"):
+        load_definitions("bomb.yaml", base_dir=tmp_path)
+
+
+def test_anchors_for_shared_metrics_still_work(tmp_path: Path) -> None:
+    (tmp_path / "shared.yaml").write_text(
+        textwrap.dedent(
+            """
+            - name: first
+              user_prompt: hi
+              metrics: &common [polite, correct]
+            - name: second
+              user_prompt: hello
+              metrics: *common
+            """
+        )
+    )
+    specs = load_definitions("shared.yaml", base_dir=tmp_path)
+    assert [s.metrics for s in specs] == [["polite", "correct"], ["polite", "correct"]]
+
+
+def test_a_file_past_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * (MAX_FILE_BYTES + 1) + "\n- name: a\n  user_prompt: b\n  metrics: [c]\n")
+    with pytest.raises(RetellInputError, match=r"big\.yaml: .*larger than"):
+        load_definitions(big, base_dir=tmp_path)
+
+
+def test_a_folder_with_more_files_than_the_cap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import airflow_provider_retell.definitions as definitions
+
+    monkeypatch.setattr(definitions, "MAX_FILES", 3)
+    for i in range(4):
+        (tmp_path / f"case_{i}.yaml").write_text(f"- name: c{i}\n  user_prompt: p\n  metrics: [m]\n")
+    with pytest.raises(RetellInputError, match=r"more than 3 \.yaml"):
+        load_definitions(".", base_dir=tmp_path)
+
+
+def test_nesting_too_deep_for_the_parser_is_a_named_problem(tmp_path: Path) -> None:
+    deep = "[" * 20_000 + "]" * 20_000
+    (tmp_path / "deep.yaml").write_text(
+        f"- name: a\n  user_prompt: b\n  metrics: [c]\n  tool_mocks: {deep}\n"
+    )
+    with pytest.raises(RetellInputError, match=r"deep\.yaml: nested too deeply"):
+        load_definitions("deep.yaml", base_dir=tmp_path)
