@@ -142,6 +142,9 @@ def start() -> int:
     if running := _running():
         info = json.loads(PIDS.read_text())
         print(f"Already running ({', '.join(e['name'] for e in running)}): {info['url']}")
+        passwords = Path(info["home"]) / "passwords.json"
+        if passwords.exists():
+            print(f"Login: {info['user']} / {json.loads(passwords.read_text())[info['user']]}")
         print("Stop it with `make airflow-ui-stop` first to start afresh.")
         return 0
     stop(quiet=True)  # a half-dead earlier start
