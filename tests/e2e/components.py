@@ -1,6 +1,7 @@
 """Start and stop the real Airflow components (api-server, scheduler, dag-processor, triggerer).
 
-Used by ``test_real_components.py``. Every component runs in its own process group
+Used by ``test_real_components.py``, ``scripts/airflow_ui.py`` (``make airflow-ui``) and, through
+it, the browser tests. Every component runs in its own process group
 (``start_new_session=True``) with its output in a log file, so a test can kill one component
 with everything it forked, and teardown never signals a process it did not start: the group
 leader is only reaped (``wait``) after its group has been signalled, so its PID, which is also
