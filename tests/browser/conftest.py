@@ -4,8 +4,8 @@ The deployment is the one ``make airflow-ui`` starts (``scripts/airflow_ui.py``)
 state directory and on a free port: the bundled emulator, ``airflow db migrate``, a
 ``retell_default`` connection, ``api-server`` (simple auth manager, user ``admin`` with a generated
 password, ``AIRFLOW__CORE__TEST_CONNECTION=Enabled``), ``scheduler``, ``dag-processor`` and
-``triggerer``, all on 127.0.0.1. The DAGs folder holds only ``retell_ui_trigger`` with its poll
-interval cut from 30 s to 2 s. Teardown runs ``airflow_ui.py stop``, which stops exactly the recorded
+``triggerer``, all on 127.0.0.1. The DAGs folder is a copy of ``example_dags/`` with
+``retell_ui_trigger``'s poll interval cut from 30 s to 2 s. Teardown runs ``airflow_ui.py stop``, which stops exactly the recorded
 processes (by PID and start time) with their process groups.
 
 Playwright drives the system browser (``executable_path=/usr/bin/chromium``, or
@@ -58,14 +58,13 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _copy_dag(dags_folder: Path) -> None:
-    """Only the UI-trigger DAG, polling every 2 s (the example polls every 30 s)."""
-    source = (ROOT / "example_dags" / f"{DAG_ID}.py").read_text(encoding="utf-8")
+def _copy_dags(dags_folder: Path) -> None:
+    """The example DAGs, with ``retell_ui_trigger`` polling every 2 s (the example polls every 30 s)."""
+    shutil.copytree(ROOT / "example_dags", dags_folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = dags_folder / f"{DAG_ID}.py"
+    source = path.read_text(encoding="utf-8")
     assert source.count("poll_interval=30,") == 1, "the example DAG changed: update this substitution"
-    dags_folder.mkdir()
-    (dags_folder / f"{DAG_ID}.py").write_text(
-        source.replace("poll_interval=30,", f"poll_interval={POLL_INTERVAL},"), encoding="utf-8"
-    )
+    path.write_text(source.replace("poll_interval=30,", f"poll_interval={POLL_INTERVAL},"), encoding="utf-8")
 
 
 def _script(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -128,7 +127,7 @@ def airflow_ui(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         return
     started = time.monotonic()
     base = tmp_path_factory.mktemp("airflow-ui")
-    _copy_dag(base / "dags")
+    _copy_dags(base / "dags")
     state = base / "state"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},

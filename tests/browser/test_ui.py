@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser.support import DAG_ID, AirflowUI, screenshot
+from tests.browser.support import DAG_ID, ROOT, AirflowUI, screenshot
 from tests.e2e.components import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -146,6 +146,27 @@ def test_trigger_form_starts_a_run(page: Any, airflow_ui: AirflowUI) -> None:
     }
     assert run["triggered_by"] == "ui"
     RUN.update(run_id=run["dag_run_id"], triggered=time.monotonic())
+
+
+def test_every_example_dag_is_listed_without_import_errors(page: Any, airflow_ui: AirflowUI) -> None:
+    expect = _expect()
+    dag_ids = sorted(
+        line.split('"')[1]
+        for path in (ROOT / "example_dags").glob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith('dag_id="')
+    )
+    assert DAG_ID in dag_ids, dag_ids
+    wait_for(
+        "the dag-processor to serialize every example DAG",
+        lambda: airflow_ui.api.get("/dags", params={"limit": 100})["total_entries"] >= len(dag_ids),
+        90,
+        extra=airflow_ui.logs,
+    )
+    assert airflow_ui.api.get("/importErrors")["import_errors"] == []
+    page.goto(f"{airflow_ui.url}/dags")
+    for dag_id in dag_ids:
+        expect(page.get_by_role("link", name=dag_id, exact=True)).to_be_visible()
 
 
 @pytest.fixture
