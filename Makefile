@@ -65,9 +65,10 @@ airflow-ui-stop:
 	$(BIN)/python scripts/airflow_ui.py stop
 
 # Re-takes the browser tests' screenshots and copies the two the docs show into docs/img/
-# (connection-form.png, ui-triggered-run.png). Tests never write docs/ otherwise, so CI leaves the tree clean.
+# (connection-form.png, ui-triggered-run.png); CI=true: a missing Chromium fails instead of skipping.
+# Tests never write docs/ otherwise, so CI leaves the tree clean.
 screenshots: setup
-	RETELL_UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q -m browser tests/browser
+	CI=true RETELL_UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q -m browser tests/browser
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache test-output
