@@ -19,6 +19,7 @@ the docs show into ``docs/img/``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -80,9 +81,14 @@ def _script(command: str, env: dict[str, str], timeout: float) -> subprocess.Com
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Playwright's Chromium, launched from the system's binary (headless)."""
+    """Playwright's Chromium, launched from the system's binary (headless).
+
+    Module-scoped, like everything built on it: while Playwright's sync API is open, asyncio sees a
+    running loop in the main thread, which breaks every later async test and ``dag.test()`` of the
+    session. Closing it at the end of the module restores that.
+    """
     if not os.path.exists(CHROMIUM):
         _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     try:
@@ -99,6 +105,7 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+    assert asyncio._get_running_loop() is None, "Playwright left an event loop marked as running"
 
 
 def _connect(state: Path) -> AirflowUI:
@@ -110,9 +117,9 @@ def _connect(state: Path) -> AirflowUI:
     return AirflowUI(info["url"], info["user"], password, emulator, api, state)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def airflow_ui(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowUI]:
-    """``make airflow-ui``'s deployment, private to this session; stopped at the end, also on failure.
+    """``make airflow-ui``'s deployment, private to this module; stopped at the end, also on failure.
 
     To iterate on a test, start one by hand and reuse it (it is then left running):
     ``AIRFLOW_UI_STATE=/tmp/ui AIRFLOW_UI_DAGS_FOLDER=<a copy, poll_interval=2> scripts/airflow_ui.py start``,
@@ -152,7 +159,7 @@ def airflow_ui(chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         shutil.rmtree(state / "home", ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def signed_in(chromium: Any, airflow_ui: AirflowUI, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Log in once through the UI's login page; the session cookie is reused by every test."""
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
