@@ -6,13 +6,15 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PIP    := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Playwright drives the system Chromium (tests/browser): never download a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup lint typecheck pytest wheel-check docs test demo bench emulator clean
+.PHONY: setup lint typecheck pytest wheel-check docs test demo bench emulator airflow-ui airflow-ui-stop screenshots clean
 
 # Builds .venv from nothing when missing; reuses it (and skips pip) when pyproject/constraints did not change.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt -e ".[dev,docs]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,docs,browser]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -45,7 +47,7 @@ demo: setup
 # The bench extra (dbt Cloud's provider as the baseline, trustme for the fake server's TLS) is
 # installed only here: `make test` never needs it.
 $(BENCH_STAMP): $(STAMP)
-	$(PIP) install -q -c constraints.txt -e ".[dev,docs,bench]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,docs,browser,bench]"
 	@touch $(BENCH_STAMP)
 
 # ~8 minutes. Iterate on the triggerer comparison alone with:
@@ -58,5 +60,20 @@ API_KEY ?= local-dev-key
 emulator: setup
 	$(BIN)/python -m airflow_provider_retell.emulator --host 127.0.0.1 --port 8765 --api-key $(API_KEY)
 
+# A local Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1 with the example DAGs
+# and retell_default pointing at the bundled emulator; prints the URL and the login. State: .airflow-ui/
+airflow-ui: setup
+	$(BIN)/python scripts/airflow_ui.py start
+
+airflow-ui-stop:
+	@test -x $(BIN)/python || { echo "No .venv: nothing was started"; exit 0; }
+	$(BIN)/python scripts/airflow_ui.py stop
+
+# Re-takes the browser tests' screenshots and copies the two the docs show into docs/img/
+# (connection-form.png, ui-triggered-run.png); CI=true: a missing Chromium fails instead of skipping.
+# Tests never write docs/ otherwise, so CI leaves the tree clean.
+screenshots: setup
+	CI=true RETELL_UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q -m browser tests/browser
+
 clean:
-	rm -rf $(VENV) build dist docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist docs/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache test-output

@@ -73,6 +73,9 @@ EXTRAS: dict[str, _Extra] = {
     "max_retry_wait": _Extra(60.0, 0.0, 3600.0),
     "create_settle_seconds": _Extra(300.0, 0.0, 86_400.0),
 }
+#: The other connection extras, with their defaults. Together with ``EXTRAS`` these are every extra
+#: the connection reads; the form (``get_provider_info``'s conn-fields) declares exactly these.
+OTHER_EXTRAS: dict[str, Any] = {"proxy": None, "allow_insecure_http": False}
 
 
 def _environment_proxy(host: str) -> str | None:
@@ -155,7 +158,9 @@ class RetellConnectionSettings:
             )
         if parts.query or parts.fragment:
             raise RetellInputError(f"Connection {conn_id!r}: the base URL must not have a query or fragment")
-        insecure_ok = str(extra.get("allow_insecure_http", False)).lower() in _TRUE
+        insecure_ok = (
+            str(extra.get("allow_insecure_http", OTHER_EXTRAS["allow_insecure_http"])).lower() in _TRUE
+        )
         if parts.scheme == "http" and not (is_loopback(parts.hostname) or insecure_ok):
             raise RetellInputError(
                 f"Connection {conn_id!r}: host {base_url!r} uses http:// to a non-loopback host, which "
@@ -167,7 +172,7 @@ class RetellConnectionSettings:
     def _proxy(base_url: str, extra: Mapping[str, Any], conn_id: str) -> str | None:
         """``https://``: the ``proxy`` extra, else the proxy environment. ``http://``: never a proxy, so
         a bearer key meant for loopback cannot travel in clear text to a proxy named in the environment."""
-        explicit = str(extra.get("proxy") or "").strip()
+        explicit = str(extra.get("proxy", OTHER_EXTRAS["proxy"]) or "").strip()
         if urlsplit(base_url).scheme != "https":
             if explicit:
                 raise RetellInputError(

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 #: What a permanent status means for the person reading the task log.
 STATUS_MEANINGS: dict[int, str] = {
     400: "Retell rejected the request as malformed",
-    401: "the API key was rejected: check the password of the Retell connection",
+    401: "the API key was rejected: check the API Key (password) of the Retell connection",
     402: "the Retell plan or trial has ended: billing must be fixed before tests can run",
     403: "the API key may not access this resource",
     404: "Retell does not know this id",

@@ -43,6 +43,9 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "retell",
                 "hook-class-name": f"{_PACKAGE}.hooks.retell.RetellHook",
                 "hook-name": "Retell AI",
+                # The Airflow 3.2+ way to declare the form (the hook's get_connection_form_widgets /
+                # get_ui_field_behaviour are deprecated). conn-fields land in the connection's extra;
+                # names, defaults and ranges must match connection.py (tests/unit/test_connection_form.py).
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login", "port"],
                     "relabeling": {"password": "API Key", "host": "Base URL (optional)"},
@@ -51,28 +54,59 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "timeout": {
                         "label": "Read timeout (s)",
-                        "description": "Seconds to wait for Retell's reply to one request.",
-                        "schema": {"type": ["number", "null"], "default": 60},
+                        "description": "Seconds to wait for Retell's reply to one request; also the "
+                        "wall-clock bound of one request. More than 0, at most 3600.",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 60,
+                            "exclusiveMinimum": 0,
+                            "maximum": 3600,
+                        },
                     },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",
-                        "description": "Seconds to wait for a connection to Retell.",
-                        "schema": {"type": ["number", "null"], "default": 5},
+                        "description": "Seconds to wait for a connection to Retell. More than 0, at most 600.",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 5,
+                            "exclusiveMinimum": 0,
+                            "maximum": 600,
+                        },
                     },
                     "max_retries": {
                         "label": "Max retries",
-                        "description": "Retries of a request after a timeout, 429 or 5xx (reads only; "
-                        "a create is reconciled, never re-sent blindly).",
-                        "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0},
+                        "description": "Retries of a read after a timeout, 429 or 5xx (a create is "
+                        "reconciled, never re-sent blindly). 0 to 100.",
+                        "schema": {"type": ["integer", "null"], "default": 3, "minimum": 0, "maximum": 100},
                     },
                     "max_retry_wait": {
                         "label": "Max retry wait (s)",
-                        "description": "Longest pause between retries, including a Retry-After from Retell.",
-                        "schema": {"type": ["number", "null"], "default": 60},
+                        "description": "Longest pause between retries, including a Retry-After from "
+                        "Retell. 0 to 3600.",
+                        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0, "maximum": 3600},
+                    },
+                    "create_settle_seconds": {
+                        "label": "Create settle window (s)",
+                        "description": "How long a create with no known outcome is looked for before it "
+                        "may be sent again (each create bills a batch). 0 to 86400.",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": 300,
+                            "minimum": 0,
+                            "maximum": 86400,
+                        },
+                    },
+                    "proxy": {
+                        "label": "Proxy URL",
+                        "description": "An http:// or https:// proxy for an https:// base URL (may "
+                        "hold credentials; they are masked). Empty: HTTPS_PROXY / ALL_PROXY / NO_PROXY "
+                        "from the environment. Never used for http://.",
+                        "schema": {"type": ["string", "null"], "default": None},
                     },
                     "allow_insecure_http": {
                         "label": "Allow http:// to a non-loopback host",
-                        "description": "Sends the API key unencrypted. Only for a trusted proxy.",
+                        "description": "Sends the API key unencrypted. Only for a trusted proxy; "
+                        "http:// to 127.0.0.1 or localhost (the emulator) needs no flag.",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
                 },

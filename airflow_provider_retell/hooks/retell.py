@@ -391,17 +391,25 @@ class RetellHook(BaseHook):
         return (await self.aget_agent(agent_id, version)).response_engine
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated read: a 404 for an unknown id still proves the key works."""
+        """One cheap authenticated read: a 404 for an unknown id still proves the key works.
+
+        The message is what the UI's Test button shows: it names the problem and the base URL,
+        never the key (our errors are scrubbed where Retell's text enters them).
+        """
+        try:
+            where = self.settings.base_url
+        except Exception as exc:  # the connection itself is unusable (no key, a bad host or extra)
+            return False, str(exc)
         try:
             self._send(Call("GET", "/get-batch-test/airflow-connection-test", retry=None))
         except RetellPermanentError as exc:
             if exc.status_code != 404:
-                return False, str(exc)
+                return False, f"Retell at {where} refused the test request: {exc}"
         except Exception as exc:
-            return False, str(exc)  # our errors are scrubbed where Retell's text enters them
+            return False, f"Could not reach Retell at {where}: {exc}"
         finally:
             self.close()
-        return True, f"Connected to Retell at {self.settings.base_url}"
+        return True, f"Connected to Retell at {where}"
 
     # -- create ---------------------------------------------------------------------------------
 

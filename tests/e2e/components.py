@@ -1,6 +1,7 @@
 """Start and stop the real Airflow components (api-server, scheduler, dag-processor, triggerer).
 
-Used by ``test_real_components.py``. Every component runs in its own process group
+Used by ``test_real_components.py``, ``scripts/airflow_ui.py`` (``make airflow-ui``) and, through
+it, the browser tests. Every component runs in its own process group
 (``start_new_session=True``) with its output in a log file, so a test can kill one component
 with everything it forked, and teardown never signals a process it did not start: the group
 leader is only reaped (``wait``) after its group has been signalled, so its PID, which is also
@@ -315,8 +316,12 @@ class AirflowApi:
         ok = all((body.get(part) or {}).get("status") == "healthy" for part in parts)
         return body if ok else None
 
-    def login(self) -> None:
-        response = self._client.get("/auth/token")
+    def login(self, username: str | None = None, password: str | None = None) -> None:
+        """A bearer token: the all-admins ``GET /auth/token``, or a user's ``POST /auth/token``."""
+        if username is None:
+            response = self._client.get("/auth/token")
+        else:
+            response = self._client.post("/auth/token", json={"username": username, "password": password})
         response.raise_for_status()
         self._token = response.json()["access_token"]
         self._client.headers["Authorization"] = f"Bearer {self._token}"

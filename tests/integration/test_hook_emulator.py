@@ -138,6 +138,7 @@ def test_test_connection_wrong_key(retell_conn, monkeypatch):
     assert ok is False
     assert "401" in message
     assert "API key" in message
+    assert message.startswith(f"Retell at {retell_conn.url} refused the test request: ")
     assert "wrong-key-123" not in message
     assert retell_conn.count() == 1  # a rejected key is not retried
 

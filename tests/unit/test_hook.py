@@ -242,6 +242,25 @@ def test_test_connection(hook: RetellHook, api: respx.MockRouter) -> None:
     ok, message = hook.test_connection()
     assert not ok
     assert STATUS_MEANINGS[401] in message
+    assert f"Retell at {BASE_URL} refused" in message
+    assert API_KEY not in message
+    route.mock(side_effect=httpx.ConnectError("connection refused"))
+    ok, message = hook.test_connection()
+    assert not ok
+    assert message.startswith(f"Could not reach Retell at {BASE_URL}: ")
+    assert "connection refused" in message
+    assert API_KEY not in message
+
+
+def test_test_connection_names_an_unusable_connection(set_conn) -> None:
+    set_conn("retell_no_key", password="")
+    ok, message = RetellHook("retell_no_key").test_connection()
+    assert not ok
+    assert "has no API key" in message
+    set_conn("retell_bad_extra", extra={"timeout": 0})
+    ok, message = RetellHook("retell_bad_extra").test_connection()
+    assert not ok
+    assert "extra 'timeout' must be a number, more than 0" in message
     assert API_KEY not in message
 
 
