@@ -95,3 +95,30 @@ def test_template_fields_name_every_gate_parameter() -> None:
 
     for task in (RetellBatchTestOperator, RetellBatchTestSensor):
         assert set(GATE_PARAMS) <= set(task.template_fields)
+
+
+TRIGGER = """
+import json, sys
+from airflow.triggers.base import BaseTrigger
+base = set(sys.modules)
+from airflow_provider_retell.triggers.batch_test import RetellBatchTestTrigger
+RetellBatchTestTrigger(batch_test_ids=["tcbj_1"], poll_interval=5, end_time=2e9, first_poll_at=1e9)
+print(json.dumps(sorted(set(sys.modules) - base)))
+"""
+
+
+def test_the_triggerer_imports_the_trigger_without_the_http_stack() -> None:
+    """The triggerer imports a trigger's module on its event loop: the hook and the models load in a
+    worker thread when the trigger runs (``RUNTIME_MODULES``), so they never block the loop."""
+    from airflow_provider_retell.triggers.batch_test import RUNTIME_MODULES
+
+    out = subprocess.run([sys.executable, "-c", TRIGGER], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+    assert {m for m in loaded if m.startswith("airflow_provider_retell.")} == {
+        "airflow_provider_retell.triggers",
+        "airflow_provider_retell.triggers.batch_test",
+        "airflow_provider_retell.exceptions",
+        "airflow_provider_retell.validation",
+    }
+    assert not loaded & set(RUNTIME_MODULES)
+    assert not {m.split(".")[0] for m in loaded} & {"pydantic", "httpx", "httpcore", "tenacity", "yaml"}
