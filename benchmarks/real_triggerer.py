@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import re
 import sqlite3
 import statistics
@@ -431,7 +432,7 @@ def _collect(
 
 
 def markdown(f: dict[str, Any]) -> str:
-    """The docs section for one run's figures."""
+    """The docs section for one run's figures (``f`` may hold only ``n`` and ``errors`` if it failed)."""
     n = f["n"]
 
     def num(key: str, spec: str = ".1f", unit: str = "") -> str:
@@ -444,82 +445,78 @@ def markdown(f: dict[str, Any]) -> str:
         value = phases.get(key)
         return "n/a" if value is None else f"{value:.0f} s"
 
-    ok = lambda good: "yes" if good else "**no**"  # noqa: E731
-    rows = [
+    threshold = float(f.get("health_threshold") or 30)
+    signals = [
         (
-            'no "async thread was blocked" warnings in the triggerer\'s log',
-            f"{f.get('blocked_warnings', 'n/a')} warnings (threshold {f.get('blocked_threshold')} s)",
+            '"Triggerer\'s async thread was blocked" warnings in its log',
+            f"{num('blocked_warnings', 'd')} (threshold {f.get('blocked_threshold')} s)",
             f.get("blocked_warnings") == 0,
         ),
         (
-            "capacity / most triggers it ran at once",
-            f"{f.get('capacity')} / {f.get('peak_triggers_assigned', 'n/a')}",
+            "capacity / most trigger rows assigned to it at once",
+            f"{f.get('capacity')} / {num('peak_triggers_assigned', 'd')}",
             f.get("peak_triggers_assigned") == n,
         ),
         (
-            "heartbeat: largest age of `job.latest_heartbeat` seen (every "
-            + str(f.get("heartbeat_sec"))
-            + " s, unhealthy after "
-            + str(f.get("health_threshold"))
-            + " s)",
-            num("heartbeat_age_max_s", ".1f", " s")
-            + f", median {num('heartbeat_age_median_s', '.1f', ' s')}",
-            (f.get("heartbeat_age_max_s") or 1e9) < float(f.get("health_threshold") or 30),
+            f"heartbeat: largest / median age of `job.latest_heartbeat` seen (every "
+            f"{f.get('heartbeat_sec')} s; unhealthy after {f.get('health_threshold')} s)",
+            f"{num('heartbeat_age_max_s', '.1f', ' s')} / {num('heartbeat_age_median_s', '.1f', ' s')}",
+            (f.get("heartbeat_age_max_s") or math.inf) < threshold,
         ),
         (
             "task instances in success, at try 1",
-            f"{f.get('success_try_1', 'n/a')} / {n}",
+            f"{num('success_try_1', 'd')} / {n}",
             f.get("success_try_1") == n,
         ),
         (
-            "trigger rows made / left at the end",
-            f"{f.get('triggers_made', 'n/a')} / {f.get('triggers_left', 'n/a')}",
+            "trigger rows seen / left at the end",
+            f"{num('triggers_made', 'd')} / {num('triggers_left', 'd')}",
             f.get("triggers_made") == n and f.get("triggers_left") == 0,
         ),
         (
             "batches polled until a `complete` reply",
-            f"{f.get('polled_until_complete', 'n/a')} / {n}",
+            f"{num('polled_until_complete', 'd')} / {n}",
             f.get("polled_until_complete") == n,
         ),
         (
             "batches whose runs were listed exactly once (`execute_complete` ran once)",
-            f"{f.get('listed_once', 'n/a')} / {n}",
+            f"{num('listed_once', 'd')} / {n}",
             f.get("listed_once") == n,
         ),
         (
             "results in XCom, each for its own batch",
-            f"{f.get('results_in_xcom', 'n/a')} / {n}",
+            f"{num('results_in_xcom', 'd')} / {n}",
             f.get("results_in_xcom") == n,
         ),
     ]
+    running = ", ".join(map(str, f.get("running_log_lines") or [])) or "none"
     lines = [
         "## A real triggerer under load",
         "",
-        "`benchmarks/real_triggerer.py`: the real `api-server`, `scheduler`, `dag-processor` and",
-        "`triggerer` (SQLite, LocalExecutor, parallelism "
-        + str(f["parallelism"])
-        + ", loopback) and the Retell",
-        f"emulator. One DAG run maps a `RetellBatchTestSensor(deferrable=True, poke_interval={f['poll']:g})`",
-        f"over **{n:,} batch ids**: every mapped task starts on a worker, polls once and defers. The",
-        "emulator holds every batch `in_progress` until all of them wait in the triggerer, then for",
-        f"{f['hold']:g} s more; then it lets them complete, and every task resumes on a worker once.",
-        "All figures are the triggerer's own, read from its log and the metadata database.",
+        "`benchmarks/real_triggerer.py`: the real `api-server`, `scheduler`, `dag-processor` and `triggerer`",
+        f"(SQLite, LocalExecutor, parallelism {f.get('parallelism', 'n/a')}, loopback) and the bundled Retell",
+        f"emulator. One DAG run maps a `RetellBatchTestSensor(deferrable=True, poke_interval={f.get('poll', 0):g})`",
+        f"over **{n:,} batch ids**: every mapped task starts on a worker, polls once and defers. The emulator",
+        "holds every batch `in_progress` (a `patch` fault on its status reply) until all of them wait in the",
+        f"triggerer, then {f.get('hold', 0):g} s more; then it lets them complete, and every task resumes on a",
+        "worker once. The signals are the triggerer's own, read from its log and the metadata database.",
         "",
         "| signal | measured | ok |",
         "|---|---:|---|",
-        *[f"| {a} | {b} | {ok(c)} |" for a, b, c in rows],
+        *[f"| {a} | {b} | {'yes' if ok else '**no**'} |" for a, b, ok in signals],
         "",
         "| | |",
         "|---|---:|",
+        f"| wall time, in all | {num('wall_s', '.0f', ' s')} |",
         f"| start-up (migrate, four components healthy, DAG parsed) | {phase('start_up')} |",
-        f"| ramp: run triggered to all {n:,} deferred (two worker starts per task: here the first) | {phase('ramp')} |",
-        f"| release to every task done (the second worker start per task) | {phase('resume')} |",
-        f"| polls while held, per batch (median) / in all | {num('held_polls_per_batch_median', '.0f')} / {f.get('held_polls_total', 'n/a'):,} |",
+        f"| ramp: run triggered to all {n:,} deferred (the first worker start of each task) | {phase('ramp')} |",
+        f"| release to every task done (the second worker start of each task) | {phase('resume')} |",
+        f"| polls while held, per batch (median) / in all | {num('held_polls_per_batch_median', '.0f')} / {num('held_polls_total', ',d')} |",
         f"| detection: release to the first `complete` reply, p50 / p99 / max | {num('detect_p50_s', '.2f', ' s')} / {num('detect_p99_s', '.2f', ' s')} / {num('detect_max_s', '.2f', ' s')} |",
         f"| release to task end, p50 / max | {num('resume_p50_s', '.0f', ' s')} / {num('resume_max_s', '.0f', ' s')} |",
-        f"| triggerer processes' CPU while triggers existed (share of one core) | {num('triggerer_cpu_share', '.0%')} |",
-        f"| triggerer processes' RSS, at start / peak | {num('triggerer_rss_start_mib', '.0f', ' MiB')} / {num('triggerer_rss_peak_mib', '.0f', ' MiB')} |",
-        f'| "N triggers currently running" lines in its log (once a minute) | {", ".join(map(str, f.get("running_log_lines") or [])) or "none"} |',
+        f"| triggerer process CPU while triggers existed (share of one core) | {num('triggerer_cpu_share', '.0%')} |",
+        f"| triggerer process RSS, at start / peak | {num('triggerer_rss_start_mib', '.0f', ' MiB')} / {num('triggerer_rss_peak_mib', '.0f', ' MiB')} |",
+        f'| its "N triggers currently running" log lines (once a minute) | {running} |',
         "",
     ]
     if f.get("errors"):

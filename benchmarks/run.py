@@ -11,11 +11,13 @@ so a busy or slow machine moves both sides alike.
 3. Trigger fan-out: N deferred waits in one event loop (as in a triggerer); peak sockets to Retell
    with the shared client pool against one client per trigger.
 4. Side by side with dbt Cloud's trigger, 100 to 1,000 in one loop (``side_by_side.py``).
+5. A real ``airflow triggerer`` with N mapped deferrable sensors (``real_triggerer.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import real_triggerer
 import side_by_side
 import trigger_report
 
@@ -50,6 +53,8 @@ CANDIDATES = {
     DBT: "import airflow.providers.dbt.cloud.operators.dbt, airflow.providers.dbt.cloud.sensors.dbt",
     "official retell-sdk (`import retell`), for reference": "import retell",
 }
+#: The real triggerer's run: waits, seconds all held together, its own budget (it stops by itself).
+REAL_N, REAL_HOLD, REAL_BUDGET = 200, 20.0, 420.0
 #: The DAG-parse guard (issue 11): what the operator and sensor may add to a DAG file's parse.
 GUARD_MS, GUARD_MIB = 10.0, 2.0
 
@@ -173,11 +178,24 @@ def bench_trigger_fanout(emulator: Any, waits: int = 60) -> dict[str, float]:
     return {"waits": waits, "peak": peak, "base_peak": base_peak, "seconds": seconds, "base_seconds": base_s}
 
 
+def bench_real_triggerer() -> dict[str, Any]:
+    """In its own process: it starts (and stops, by process group) the Airflow components."""
+    with tempfile.TemporaryDirectory(prefix="retell-bench-real-") as tmp:
+        out = Path(tmp) / "real.json"
+        command = [sys.executable, str(Path(__file__).with_name("real_triggerer.py")), "--n", str(REAL_N)]
+        command += ["--hold", str(REAL_HOLD), "--budget", str(REAL_BUDGET), "--out", str(out)]
+        subprocess.run(command, timeout=REAL_BUDGET + 120, check=False, stdout=subprocess.DEVNULL)
+        if not out.exists():
+            return {"n": REAL_N, "errors": ["real_triggerer.py wrote no figures"]}
+        return dict(json.loads(out.read_text()))
+
+
 def write_doc(
     imports: list[dict[str, Any]],
     hook: dict[str, float],
     fanout: dict[str, float],
     triggers: str,
+    real: str,
     wall_minutes: float,
 ) -> str:
     provider = next(r for r in imports if r["what"] == PROVIDER)
@@ -238,6 +256,7 @@ def write_doc(
         f"Sockets: **{fanout['peak'] / max(fanout['base_peak'], 1):.2f}x** the baseline.",
         "",
         triggers,
+        real,
     ]
     return "\n".join(lines)
 
@@ -256,7 +275,8 @@ def main() -> None:
     triggers = trigger_report.markdown(
         side_by_side.run_all(side_by_side.NS, poll=2.0, spread=30.0), 2.0, 30.0
     )
-    text = write_doc(imports, hook, fanout, triggers, (time.monotonic() - started) / 60)
+    real = real_triggerer.markdown(bench_real_triggerer())
+    text = write_doc(imports, hook, fanout, triggers, real, (time.monotonic() - started) / 60)
     DOC.write_text(text)
     print(text)
 
