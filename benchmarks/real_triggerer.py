@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import re
 import sqlite3
 import statistics
@@ -161,6 +162,7 @@ class Sampler:
             "job_state": jobs[0][1] if jobs else None,
             "heartbeat_age": None if heartbeat is None else now - heartbeat,
             "rss": rss,
+            "load1": os.getloadavg()[0],
             "cpu": sum(self.cpu_seen.values()),
         }
         self.samples.append(sample)
@@ -177,6 +179,18 @@ def _create_batches(emulator: Any, n: int) -> list[str]:
             reply.raise_for_status()
             ids.append(reply.json()["test_case_batch_job_id"])
     return ids
+
+
+def _log_time(line: str) -> float | None:
+    """The epoch time at the start of a triggerer log line (``2026-12-01T05:51:08.184813Z ...``)."""
+    stamp = line.split(" ", 1)[0].rstrip("Z")
+    return _utc(stamp) if re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+", stamp) else None
+
+
+def _triggers_at(when: float | None, samples: list[dict[str, Any]]) -> int:
+    """Trigger rows in the last sample before ``when`` (-1 if unknown)."""
+    before = [s for s in samples if when is not None and s["t"] <= when]
+    return before[-1]["triggers"] if before else -1
 
 
 def _config(env: dict[str, str]) -> dict[str, Any]:
@@ -380,6 +394,8 @@ def _collect(
     log_path = home / "triggerer.log"
     log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
     blocked = [line for line in log.splitlines() if BLOCKED in line]
+    blocked_s = [float(m) for line in blocked for m in re.findall(r"blocked for ([0-9.]+) seconds", line)]
+    with_triggers = sum(1 for line in blocked if _triggers_at(_log_time(line), sampler.samples) > 0)
     running_lines = [int(m) for m in re.findall(r"(\d+) triggers currently running", log)]
 
     samples = [s for s in sampler.samples if s["job_id"] is not None]
@@ -408,6 +424,9 @@ def _collect(
         "resume_p50_s": _percentile(resumes, 0.5),
         "resume_max_s": max(resumes, default=None),
         "blocked_warnings": len(blocked),
+        "blocked_with_triggers": with_triggers,
+        "blocked_max_s": max(blocked_s, default=None),
+        "load1_median": statistics.median(s["load1"] for s in samples) if samples else None,
         "blocked_examples": blocked[:3],
         "running_log_lines": running_lines,
         "capacity": settings["capacity"],
@@ -425,7 +444,8 @@ def _collect(
         "triggerer_rss_start_mib": samples[0]["rss"] / 2**20 if samples else None,
         "samples": len(samples),
         "series": [
-            {k: s[k] for k in ("t", "states", "triggers", "heartbeat_age", "rss", "cpu")} for s in samples
+            {k: s[k] for k in ("t", "states", "triggers", "heartbeat_age", "rss", "cpu", "load1")}
+            for s in samples
         ],
         "released_at": released_at,
     }
@@ -449,7 +469,8 @@ def markdown(f: dict[str, Any]) -> str:
     signals = [
         (
             '"Triggerer\'s async thread was blocked" warnings in its log',
-            f"{num('blocked_warnings', 'd')} (threshold {f.get('blocked_threshold')} s)",
+            f"{num('blocked_warnings', 'd')}, {num('blocked_with_triggers', 'd')} of them while triggers ran; "
+            f"longest {num('blocked_max_s', '.2f', ' s')} (threshold {f.get('blocked_threshold')} s)",
             f.get("blocked_warnings") == 0,
         ),
         (
@@ -508,6 +529,7 @@ def markdown(f: dict[str, Any]) -> str:
         "| | |",
         "|---|---:|",
         f"| wall time, in all | {num('wall_s', '.0f', ' s')} |",
+        f"| machine load average (1 min, median of samples; 2 cores) | {num('load1_median', '.1f')} |",
         f"| start-up (migrate, four components healthy, DAG parsed) | {phase('start_up')} |",
         f"| ramp: run triggered to all {n:,} deferred (the first worker start of each task) | {phase('ramp')} |",
         f"| release to every task done (the second worker start of each task) | {phase('resume')} |",
