@@ -559,7 +559,7 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=5.0, help="the sensors' poke_interval, seconds")
     parser.add_argument("--hold", type=float, default=30.0, help="seconds all N wait together before release")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds in all; stops by itself")
-    parser.add_argument("--parallelism", type=int, default=8, help="[core] parallelism (worker processes)")
+    parser.add_argument("--parallelism", type=int, default=16, help="[core] parallelism (worker processes)")
     parser.add_argument("--out", help="write the figures here, as JSON")
     parser.add_argument("--logs", type=Path, help="copy the components' logs into this folder")
     args = parser.parse_args()
