@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
@@ -22,6 +24,8 @@ from airflow_provider_retell.exceptions import (
 )
 from airflow_provider_retell.validation import finite, poll_interval_seconds, validate_id, validate_ids
 
+#: Longest a trigger created without ``first_poll_at`` waits before its first poll (seconds).
+FIRST_POLL_SPREAD = 10.0
 #: Imported off the event loop by :func:`_load_runtime` before the first poll.
 RUNTIME_MODULES = (
     "airflow_provider_retell.contracts",
@@ -104,6 +108,15 @@ class RetellBatchTestTrigger(BaseTrigger):
             },
         )
 
+    def _first_poll_at(self) -> float:
+        """When the task has just polled, one interval later. Otherwise (a triggerer that restarted or
+        took over, and starts all its triggers at once) a random point within the first interval, at
+        most ``FIRST_POLL_SPREAD`` s away: a thousand triggers would otherwise all poll in the same
+        instant and queue behind each other. A poll interval still bounds the first detection."""
+        if self.first_poll_at is not None:
+            return self.first_poll_at
+        return time.time() + random.uniform(0, min(self.poll_interval, FIRST_POLL_SPREAD))
+
     def _event(self, status: Literal["complete", "timeout", "error"], **fields: Any) -> TriggerEvent:
         from airflow_provider_retell.contracts import BatchTestEvent
 
@@ -124,7 +137,7 @@ class RetellBatchTestTrigger(BaseTrigger):
             OutagePolicy(self.poll_interval),
             self.end_time,
             self.log,
-            first_poll_at=self.first_poll_at,
+            first_poll_at=self._first_poll_at(),
         )
         try:
             done = await hook.arun(operation)
