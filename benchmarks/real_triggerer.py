@@ -12,7 +12,9 @@ for ``--hold`` seconds, then released (the fault is cleared: the next poll of ea
 What it reports is the triggerer's own view, read from its log and the metadata database:
 
 - "Triggerer's async thread was blocked" warnings (Airflow's watchdog, threshold
-  ``[triggerer] blocked_main_thread_warning_threshold``, 0.2 s) in the triggerer's log;
+  ``[triggerer] blocked_main_thread_warning_threshold``, 0.2 s) in the triggerer's log, and how many
+  came while trigger rows existed (the machine's load average is sampled too: a starved process
+  trips the watchdog by itself);
 - its capacity (``[triggerer] capacity``) and the most trigger rows assigned to it at once;
 - its heartbeat: the ``job`` row's ``latest_heartbeat``, sampled, and the largest age seen;
 - every wait resumed exactly once: task instances in ``success`` at try 1, no trigger rows left,
@@ -35,6 +37,7 @@ import json
 import math
 import os
 import re
+import signal
 import sqlite3
 import statistics
 import sys
@@ -563,6 +566,8 @@ def main() -> None:
     parser.add_argument("--out", help="write the figures here, as JSON")
     parser.add_argument("--logs", type=Path, help="copy the components' logs into this folder")
     args = parser.parse_args()
+    # SIGTERM (run.py's last resort) unwinds like an error, so the components are stopped by PID.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = run(args.n, args.poll, args.hold, args.budget, args.parallelism, args.logs)
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=1))

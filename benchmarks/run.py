@@ -185,7 +185,16 @@ def bench_real_triggerer() -> dict[str, Any]:
         out = Path(tmp) / "real.json"
         command = [sys.executable, str(Path(__file__).with_name("real_triggerer.py")), "--n", str(REAL_N)]
         command += ["--hold", str(REAL_HOLD), "--budget", str(REAL_BUDGET), "--out", str(out)]
-        subprocess.run(command, timeout=REAL_BUDGET + 120, check=False, stdout=subprocess.DEVNULL)
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        try:
+            child.wait(REAL_BUDGET + 120)
+        except subprocess.TimeoutExpired:  # SIGTERM: it stops the components it started, then exits
+            child.terminate()
+            try:
+                child.wait(90)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         if not out.exists():
             return {"n": REAL_N, "errors": ["real_triggerer.py wrote no figures"]}
         return dict(json.loads(out.read_text()))
