@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[dev,docs,browser,bench]"
 	@touch $(BENCH_STAMP)
 
-# ~8 minutes. Iterate on the triggerer comparison alone with:
+# ~15 minutes (the real triggerer about half of it). Iterate on the triggerer comparison alone with:
 #   .venv/bin/python benchmarks/side_by_side.py --n 1000
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py

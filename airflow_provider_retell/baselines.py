@@ -12,31 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_retell.exceptions import RetellInputError
 from airflow_provider_retell.models import BatchTest, TestableEngine, engine_query
 from airflow_provider_retell.operations import Operation, get_batch, list_runs, paginate
-from airflow_provider_retell.validation import count_argument, shown, validate_id
 
 if TYPE_CHECKING:
     from airflow_provider_retell.models import TestRun
 
-PREVIOUS = "previous"
 #: Engine versions looked through, newest first, before the look-back gives up.
 MAX_VERSIONS = 20
-
-
-def check_baseline(baseline: Any, lookback: Any) -> None:
-    """``"previous"``, a batch test id, or None; the look-back a count of batches (1-200)."""
-    if baseline is not None and baseline != PREVIOUS:
-        try:
-            validate_id(baseline, "baseline")
-        except RetellInputError:
-            raise RetellInputError(
-                f"baseline must be 'previous', a batch test id or None, got {shown(baseline)}"
-            ) from None
-    count_argument(lookback, "baseline_lookback", minimum=1, maximum=200)
 
 
 @dataclass(frozen=True)

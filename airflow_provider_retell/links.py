@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
-from airflow_provider_retell.results import DASHBOARD_AGENT_URL
-
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
+
+DASHBOARD_AGENT_URL = "https://dashboard.retellai.com/agents/{agent_id}"
 
 
 class RetellAgentLink(BaseOperatorLink):

@@ -11,35 +11,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
-
-from airflow_provider_retell.exceptions import RetellInputError
-from airflow_provider_retell.validation import shown
 
 if TYPE_CHECKING:
     from airflow_provider_retell.contracts import BatchTestResult
     from airflow_provider_retell.models import TestRun
-
-
-def check_report_path(value: Any) -> str | None:
-    """An absolute local path, or a full URL (``file:///x``, ``s3://bucket/x``). ``file://host/x`` is
-    refused: Airflow's ObjectStoragePath would write it to ``./host/x`` relative to the worker."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise RetellInputError(f"report_path must be a path or URL string, got {shown(value)}")
-    parts = urlsplit(value)
-    if parts.scheme and len(parts.scheme) > 1:  # "C:" is a drive, not a scheme
-        if parts.scheme == "file" and parts.netloc not in ("",):
-            raise RetellInputError(f"report_path {value!r}: write file URLs as file:///absolute/path")
-        if not parts.path or parts.path == "/":
-            raise RetellInputError(f"report_path {value!r} names no file")
-        return value
-    if not value.startswith("/"):
-        raise RetellInputError(
-            f"report_path {value!r} must be absolute (template it, e.g. /reports/{{{{ run_id }}}}.xml)"
-        )
-    return value
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpcore
 import httpx
+from httpcore._utils import is_socket_readable  # private: the unit tests fail if it moves
 
 from airflow_provider_retell import __version__
 from airflow_provider_retell.connection import RetellConnectionSettings
@@ -143,6 +144,76 @@ def sync_client(settings: RetellConnectionSettings) -> httpx.Client:
 # -- async: one pool per loop and connection ---------------------------------------------------------
 
 
+class _SocketOnceStream(httpcore.AsyncNetworkStream):
+    """Answers httpcore's "is_readable" from a socket looked up once.
+
+    httpcore asks it of every pooled connection each time a request joins or leaves the pool, and
+    anyio answers by building every attribute of the TLS stream (a ``getpeername`` syscall among
+    them): with 20 connections that was most of the CPU of a poll in a full triggerer.
+    """
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        self._socket: Any = None
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _SocketOnceStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info != "is_readable":
+            return self._stream.get_extra_info(info)
+        if self._socket is None:
+            self._socket = self._stream.get_extra_info("socket")
+        return is_socket_readable(self._socket)
+
+
+class _SocketOnceBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _SocketOnceStream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _SocketOnceStream(await self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def async_client(settings: RetellConnectionSettings) -> httpx.AsyncClient:
+    """The pool every trigger of a loop shares: ``POOL_SIZE`` connections, all kept alive.
+
+    As :func:`sync_client`, the transport's httpcore pool gets a wrapped network backend in place.
+    """
+    limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits, proxy=settings.proxy)
+    pool = transport._pool
+    pool._network_backend = _SocketOnceBackend(pool._network_backend)
+    return httpx.AsyncClient(transport=transport, **client_kwargs(settings))
+
+
 @dataclass
 class SharedClient:
     client: httpx.AsyncClient
@@ -164,10 +235,7 @@ class SharedAsyncClients:
         key = (id(asyncio.get_running_loop()), settings)
         shared = self._clients.get(key)
         if shared is None or shared.client.is_closed:
-            limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
-            client = httpx.AsyncClient(
-                limits=limits, verify=ssl_context(), proxy=settings.proxy, **client_kwargs(settings)
-            )
+            client = async_client(settings)
             shared = self._clients[key] = SharedClient(client, asyncio.Semaphore(POOL_SIZE))
         shared.users += 1
         return shared

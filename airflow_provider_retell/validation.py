@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_retell.exceptions import RetellInputError
 
@@ -18,6 +19,9 @@ MAX_RUN_TEST_CASES = 20_000
 #: could leave its URL path segment (``/ ? # % .``, whitespace, control characters) does.
 ID_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 _ID = re.compile(ID_PATTERN)
+
+#: ``baseline=`` this compares with the engine's earlier runs (else a batch test id).
+PREVIOUS = "previous"
 
 # Documented ranges of durations (seconds).
 POLL_INTERVAL_RANGE = (0.1, 86_400.0)
@@ -188,3 +192,36 @@ def check_target(
     if known(agent_version):
         validate_version(agent_version, "agent_version")
     return validate_ids(ids, limit=MAX_RUN_TEST_CASES) if known(ids) else None
+
+
+def check_baseline(baseline: Any, lookback: Any) -> None:
+    """``"previous"``, a batch test id, or None; the look-back a count of batches (1-200)."""
+    if baseline is not None and baseline != PREVIOUS:
+        try:
+            validate_id(baseline, "baseline")
+        except RetellInputError:
+            raise RetellInputError(
+                f"baseline must be 'previous', a batch test id or None, got {shown(baseline)}"
+            ) from None
+    count_argument(lookback, "baseline_lookback", minimum=1, maximum=200)
+
+
+def check_report_path(value: Any) -> str | None:
+    """An absolute local path, or a full URL (``file:///x``, ``s3://bucket/x``). ``file://host/x`` is
+    refused: Airflow's ObjectStoragePath would write it to ``./host/x`` relative to the worker."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise RetellInputError(f"report_path must be a path or URL string, got {shown(value)}")
+    parts = urlsplit(value)
+    if parts.scheme and len(parts.scheme) > 1:  # "C:" is a drive, not a scheme
+        if parts.scheme == "file" and parts.netloc not in ("",):
+            raise RetellInputError(f"report_path {value!r}: write file URLs as file:///absolute/path")
+        if not parts.path or parts.path == "/":
+            raise RetellInputError(f"report_path {value!r} names no file")
+        return value
+    if not value.startswith("/"):
+        raise RetellInputError(
+            f"report_path {value!r} must be absolute (template it, e.g. /reports/{{{{ run_id }}}}.xml)"
+        )
+    return value

@@ -24,10 +24,9 @@ from airflow_provider_retell.exceptions import (
     RetellTimeoutError,
     still_running_message,
 )
+from airflow_provider_retell.gate import QualityGate, gate_from
+from airflow_provider_retell.links import DASHBOARD_AGENT_URL
 from airflow_provider_retell.results import (
-    DASHBOARD_AGENT_URL,
-    GATE_PARAMS,
-    QualityGate,
     asset_summary,
     build_result,
     counts_line,
@@ -35,6 +34,7 @@ from airflow_provider_retell.results import (
     gate_failure_message,
     run_label,
 )
+from airflow_provider_retell.validation import PREVIOUS, check_baseline, check_report_path
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from airflow_provider_retell.models import BatchTest, TestableEngine, TestRun
     from airflow_provider_retell.verdict import Outcome
 
-# The hook, the models and the trigger are imported where they are used, not at module level: a DAG
-# file that imports the operator or the sensor then pays only for this module (see docs/benchmarks.md).
+# Loaded when a task runs, never at DAG parse (the operator and the sensor import it in their methods);
+# the hook, the models and the trigger load later still, where they are used.
 
 #: task_state_store key of the run's record (``contracts.RunRecord``).
 STATE_KEY = "retell_batch_test"
@@ -138,9 +138,6 @@ class WaitPolicy:
     @classmethod
     def of(cls, task: Any, **fields: Any) -> WaitPolicy:
         """The operator's or the sensor's rendered arguments, checked: gate, baseline, report, connection."""
-        from airflow_provider_retell.baselines import check_baseline
-        from airflow_provider_retell.reports import check_report_path
-
         check_baseline(task.baseline, task.baseline_lookback)
         return cls(
             retell_conn_id=task.retell_conn_id,
@@ -466,7 +463,7 @@ class BatchTestWaiter:
 
     def _compare(self, record: RunRecord, outcome: Outcome, mode: Mode) -> Comparison:
         """The baseline's verdicts, read with the patience of a wait, compared with this run's."""
-        from airflow_provider_retell.baselines import PREVIOUS, batch_verdicts, compare, earlier_verdicts
+        from airflow_provider_retell.baselines import batch_verdicts, compare, earlier_verdicts
         from airflow_provider_retell.models import parse_engine_input
 
         engine = parse_engine_input(outcome.batches[0].response_engine.model_dump(exclude_none=True))
@@ -560,26 +557,3 @@ class BatchTestWaiter:
             f"Timed out after {self.policy.timeout:.0f}s waiting for Retell{progress}.{cause} "
             f"{still_running_message(ids)}"
         )
-
-
-def check_literals(task: Any) -> None:
-    """At DAG parse: the gate, baseline and report arguments already known (not templated) are checked."""
-    from airflow_provider_retell.baselines import check_baseline
-    from airflow_provider_retell.reports import check_report_path
-    from airflow_provider_retell.validation import templated
-
-    gate_from(task, literals_only=True)
-    if not templated(task.baseline):
-        check_baseline(task.baseline, task.baseline_lookback)
-    if not templated(task.report_path):
-        check_report_path(task.report_path)
-
-
-def gate_from(task: Any, *, literals_only: bool = False) -> QualityGate:
-    """The task's gate, validated; at construction only the values already known (not templated)."""
-    from airflow_provider_retell.validation import templated
-
-    params = {name: getattr(task, name) for name in GATE_PARAMS}
-    if literals_only:
-        params = {name: value for name, value in params.items() if not templated(value)}
-    return QualityGate.from_params(**params)

@@ -133,16 +133,6 @@ def findings(results: Results) -> list[str]:
             f"- {LABEL[side]} at N = {n:,}: {per_conn:.1f} requests per connection, {once:.0%} of its "
             f"{r['connections']:,} connections closed after one request, {r['peak_open']:,} open at most."
         )
-    ours = results[n]["retell"]
-    if ours["connections"] and ours["one_request"] / ours["connections"] > 0.5:
-        lines.append(
-            "- This provider's pool churns: a shared `AsyncClient` with `max_keepalive_connections` below "
-            "`max_connections` closes each connection that goes idle while the pool holds more than the "
-            "keep-alive limit (httpcore 1.0.9 counts busy connections too), so the next poll pays a new TLS "
-            "handshake. Requests queue in httpcore's pool meanwhile, and its scan of every queued request "
-            "against every connection on each event (`AsyncConnectionPool._assign_requests_to_connections`, "
-            "most of the CPU when such a run is profiled with cProfile) is what lags the loop and delays detection."
-        )
     if results[n]["dbt"]["one_request"] == results[n]["dbt"]["connections"]:
         lines.append(
             "- dbt Cloud's hook opens an `aiohttp.ClientSession` per poll: one TLS handshake per request, "

@@ -10,8 +10,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
 from airflow_provider_retell.exceptions import RetellInputError
+from airflow_provider_retell.gate import GATE_PARAMS, QualityGate, check_literals, gate_from
 from airflow_provider_retell.links import RetellAgentLink
-from airflow_provider_retell.results import GATE_PARAMS, QualityGate
 from airflow_provider_retell.validation import (
     check_target,
     chunked,
@@ -19,13 +19,16 @@ from airflow_provider_retell.validation import (
     poll_interval_seconds,
     timeout_seconds,
 )
-from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy, check_literals, gate_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_retell.contracts import BatchTestResult
     from airflow_provider_retell.models import TestableEngine
+    from airflow_provider_retell.waiting import BatchTestWaiter
+
+# Imported at module level: only what a DAG parse needs (argument checks, the link). The waiting
+# core, the hook and the models load when a task runs (tests/unit/test_parse_imports.py).
 
 MAX_RERUNS = 5
 
@@ -137,6 +140,8 @@ class RetellBatchTestOperator(BaseOperator):
         check_literals(self)
 
     def _waiter(self, context: Context) -> BatchTestWaiter:
+        from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy
+
         policy = WaitPolicy.of(
             self,
             poll_interval=self.poll_interval,

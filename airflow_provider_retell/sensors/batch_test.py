@@ -12,8 +12,8 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout
 
 from airflow_provider_retell.exceptions import RetellTimeoutError
+from airflow_provider_retell.gate import GATE_PARAMS, check_literals
 from airflow_provider_retell.links import RetellAgentLink
-from airflow_provider_retell.results import GATE_PARAMS
 from airflow_provider_retell.validation import (
     poll_interval_seconds,
     templated,
@@ -21,12 +21,15 @@ from airflow_provider_retell.validation import (
     validate_id,
     validate_ids,
 )
-from airflow_provider_retell.waiting import BatchTestWaiter, NotYet, WaitPolicy, check_literals
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_retell.contracts import BatchTestResult, RunRecord
+    from airflow_provider_retell.waiting import BatchTestWaiter
+
+# Imported at module level: only what a DAG parse needs (argument checks, the link). The waiting
+# core, the hook and the models load when a task runs (tests/unit/test_parse_imports.py).
 
 
 class RetellBatchTestSensor(BaseSensorOperator):
@@ -116,6 +119,8 @@ class RetellBatchTestSensor(BaseSensorOperator):
         return validate_ids(value, argument="batch_test_id")
 
     def _waiter(self, context: Context) -> BatchTestWaiter:
+        from airflow_provider_retell.waiting import BatchTestWaiter, WaitPolicy
+
         if self.agent_id is not None:
             validate_id(self.agent_id, "agent_id")
         policy = WaitPolicy.of(self, poll_interval=float(self.poke_interval), timeout=float(self.timeout))
@@ -150,6 +155,8 @@ class RetellBatchTestSensor(BaseSensorOperator):
             ) from exc
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        from airflow_provider_retell.waiting import NotYet
+
         waiter = getattr(self, "_active", None) or self._waiter(context)
         try:
             result = waiter.drive(self._record(waiter), "poke")

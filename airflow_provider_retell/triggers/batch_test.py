@@ -1,23 +1,49 @@
-"""Waits for a run's Retell batch tests in the triggerer, without holding a worker slot."""
+"""Waits for a run's Retell batch tests in the triggerer, without holding a worker slot.
+
+The triggerer imports a trigger's module on its event loop, so this one imports only the argument
+checks. The hook, the models and the poll loop (0.1-0.5 s to import on a busy machine: a "blocked
+main thread" warning if done on the loop) are imported in a worker thread when a trigger first runs.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_retell.contracts import SCHEMA_VERSION, BatchTestEvent
 from airflow_provider_retell.exceptions import (
     RetellError,
     RetellInputError,
     RetellPermanentError,
     still_running_message,
 )
-from airflow_provider_retell.hooks.retell import RetellHook
-from airflow_provider_retell.operations import TimedOut, describe, poll_until_complete
-from airflow_provider_retell.retry import OutagePolicy
 from airflow_provider_retell.validation import finite, poll_interval_seconds, validate_id, validate_ids
+
+#: Longest a trigger created without ``first_poll_at`` waits before its first poll (seconds).
+FIRST_POLL_SPREAD = 10.0
+#: Imported off the event loop by :func:`_load_runtime` before the first poll.
+RUNTIME_MODULES = (
+    "airflow_provider_retell.contracts",
+    "airflow_provider_retell.hooks.retell",
+    "airflow_provider_retell.operations",
+    "airflow_provider_retell.retry",
+)
+
+
+def _import_runtime() -> None:
+    for name in RUNTIME_MODULES:
+        importlib.import_module(name)
+
+
+async def _load_runtime() -> None:
+    """A thread hop per trigger (cached imports after the first): concurrent first imports wait on
+    the module locks in the worker threads, never on the loop."""
+    await asyncio.to_thread(_import_runtime)
 
 
 def _epoch(value: Any, argument: str) -> float:
@@ -52,7 +78,7 @@ class RetellBatchTestTrigger(BaseTrigger):
         *,
         batch_test_ids: Sequence[str] | None = None,
         first_poll_at: float | None = None,
-        schema_version: int = SCHEMA_VERSION,
+        schema_version: int | None = None,  # written by serialize(); read back, not needed to run
     ) -> None:
         super().__init__()
         if batch_test_ids is None:
@@ -69,6 +95,8 @@ class RetellBatchTestTrigger(BaseTrigger):
         return self.batch_test_ids[0]
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        from airflow_provider_retell.contracts import SCHEMA_VERSION
+
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -82,20 +110,36 @@ class RetellBatchTestTrigger(BaseTrigger):
             },
         )
 
+    def _first_poll_at(self) -> float:
+        """When the task has just polled, one interval later. Otherwise (a triggerer that restarted or
+        took over, and starts all its triggers at once) a random point within the first interval, at
+        most ``FIRST_POLL_SPREAD`` s away: a thousand triggers would otherwise all poll in the same
+        instant and queue behind each other. A poll interval still bounds the first detection."""
+        if self.first_poll_at is not None:
+            return self.first_poll_at
+        return time.time() + random.uniform(0, min(self.poll_interval, FIRST_POLL_SPREAD))
+
     def _event(self, status: Literal["complete", "timeout", "error"], **fields: Any) -> TriggerEvent:
+        from airflow_provider_retell.contracts import BatchTestEvent
+
         event = BatchTestEvent(
             status=status, batch_test_id=self.batch_test_id, batch_test_ids=self.batch_test_ids, **fields
         )
         return TriggerEvent(event.to_payload())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        await _load_runtime()
+        from airflow_provider_retell.hooks.retell import RetellHook
+        from airflow_provider_retell.operations import TimedOut, describe, poll_until_complete
+        from airflow_provider_retell.retry import OutagePolicy
+
         hook = RetellHook(retell_conn_id=self.retell_conn_id)
         operation = poll_until_complete(
             self.batch_test_ids,
             OutagePolicy(self.poll_interval),
             self.end_time,
             self.log,
-            first_poll_at=self.first_poll_at,
+            first_poll_at=self._first_poll_at(),
         )
         try:
             done = await hook.arun(operation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,3 +153,36 @@ async def test_bursts_of_polls_reuse_connections_instead_of_churning(retell_conn
             await hook.aclose()
     assert retell_conn.count("GET", "/get-batch-test/*") == 300
     assert retell_conn.connections("GET", "/get-batch-test/*") <= connection_module.POOL_SIZE
+
+
+async def test_a_deferring_sensor_and_its_trigger_do_not_poll_twice_in_a_row(retell_conn):
+    """The task polls once before deferring; the trigger's first poll then waits one poll interval
+    (``first_poll_at``) instead of reading the same status again a few milliseconds later."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_retell.sensors.batch_test import RetellBatchTestSensor
+    from tests.fakes import fake_context
+
+    retell_conn.reset(time_scale=0)
+    (batch_test_id,) = create(SUPPORT, ["tcd_support_01"])
+    # Held in progress for the task's own look and the trigger's first poll, complete after that.
+    retell_conn.add_fault(
+        "GET", "/get-batch-test/*", "patch", times=2, json={"status": "in_progress", "pass_count": 0}
+    )
+    retell_conn.clear_requests()
+    poll = 0.5
+    sensor = RetellBatchTestSensor(
+        task_id="wait", batch_test_id=batch_test_id, deferrable=True, poke_interval=poll, timeout=60
+    )
+    context = fake_context()
+    try:
+        sensor.execute(context)
+    except TaskDeferred as deferred:
+        events = [event.payload async for event in deferred.trigger.run()]
+    else:
+        raise AssertionError("the sensor did not defer")
+
+    assert [e["status"] for e in events] == ["complete"]
+    stamps = [r["timestamp"] for r in retell_conn.requests("GET", "/get-batch-test/*")]
+    assert len(stamps) == 3  # the task's look, the trigger's held poll, the complete one
+    assert min(b - a for a, b in itertools.pairwise(stamps)) >= poll - 0.02

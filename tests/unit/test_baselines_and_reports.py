@@ -12,13 +12,15 @@ import xmlschema
 from _drive import NOW, Driver
 from _retell_helpers import LLM_ENGINE, batch_json, page, run_json
 
-from airflow_provider_retell.baselines import batch_verdicts, check_baseline, compare, earlier_verdicts
+from airflow_provider_retell.baselines import batch_verdicts, compare, earlier_verdicts
 from airflow_provider_retell.exceptions import RetellInputError
+from airflow_provider_retell.gate import QualityGate
 from airflow_provider_retell.models import BatchTest, parse_engine_input
 from airflow_provider_retell.models import TestRun as RunModel
 from airflow_provider_retell.operations import Call
-from airflow_provider_retell.reports import check_report_path, junit_xml, write_report
-from airflow_provider_retell.results import QualityGate, asset_summary, build_result
+from airflow_provider_retell.reports import junit_xml, write_report
+from airflow_provider_retell.results import asset_summary, build_result
+from airflow_provider_retell.validation import check_baseline, check_report_path
 from airflow_provider_retell.verdict import Outcome
 
 SCHEMA = xmlschema.XMLSchema(str(Path(__file__).resolve().parents[1] / "data" / "junit.xsd"))

@@ -12,13 +12,13 @@ from _retell_helpers import FLOW_ENGINE, LLM_ENGINE, batch_json, run_json
 
 from airflow_provider_retell.contracts import BatchTestResult
 from airflow_provider_retell.exceptions import RetellInputError
+from airflow_provider_retell.gate import QualityGate
 from airflow_provider_retell.models import BatchTest
 from airflow_provider_retell.models import TestRun as RunModel
 from airflow_provider_retell.results import (
     MAX_EXPLANATION_CHARS,
     MAX_FAILED_CASES,
     MAX_RESULT_BYTES,
-    QualityGate,
     build_result,
     failed_cases_table,
     gate_failure_message,
@@ -75,6 +75,8 @@ def test_from_params_accepts_valid_values() -> None:
     assert gate != QualityGate()
     assert QualityGate.from_params(min_pass_rate=0).min_pass_rate == 0.0
     assert QualityGate.from_params(min_pass_rate=0.85).min_pass_rate == 0.85
+    assert QualityGate.from_params(max_regressions=2).max_regressions == 2
+    assert QualityGate.from_params(max_regressions=None).max_regressions is None
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,8 @@ def test_from_params_accepts_valid_values() -> None:
         ({"max_errors": "0"}, "max_errors"),
         ({"max_failures": True}, "max_failures"),
         ({"max_errors": False}, "max_errors"),
+        ({"max_regressions": -1}, "max_regressions"),
+        ({"max_regressions": "2"}, "max_regressions"),
         ({"max_failures": float("nan")}, "max_failures"),
         ({"min_pass_rate": -0.01}, "min_pass_rate"),
         ({"min_pass_rate": 1.01}, "min_pass_rate"),

@@ -449,3 +449,18 @@ async def test_the_shared_pool_keeps_every_connection_alive_and_bounds_requests_
     results = await asyncio.gather(*tasks)
     assert all(r[0].payload["status"] == "complete" for r in results)
     assert peak <= connection_module.POOL_SIZE
+
+
+def test_without_first_poll_at_the_first_poll_is_spread_within_one_interval_and_the_cap() -> None:
+    """A restarted triggerer starts all its triggers at once: their first polls spread out instead of
+    going out together, never later than one poll interval (or FIRST_POLL_SPREAD) from now."""
+    from airflow_provider_retell.triggers.batch_test import FIRST_POLL_SPREAD
+
+    given = RetellBatchTestTrigger(batch_test_id="tcbj_1", poll_interval=5, end_time=2e9, first_poll_at=1.9e9)
+    assert given._first_poll_at() == 1.9e9  # the task has just polled: one interval after it
+    for poll, bound in ((2.0, 2.0), (600.0, FIRST_POLL_SPREAD)):
+        trigger = RetellBatchTestTrigger(batch_test_id="tcbj_1", poll_interval=poll, end_time=2e9)
+        now = time.time()
+        delays = [trigger._first_poll_at() - now for _ in range(200)]
+        assert all(-0.01 <= d <= bound + 0.5 for d in delays), (min(delays), max(delays))
+        assert max(delays) - min(delays) > bound / 4  # spread, not one instant
