@@ -250,14 +250,34 @@ def _listing(
     )
 
 
+class ListingPace:
+    """When to list again while a create's outcome is unknown: pauses doubling from 1 s up to
+    ``MAX_LISTING_PAUSE_SECONDS``, one listing at the end of the settle window, none past ``end``
+    (None: the settle window plus ``UNBOUNDED_GRACE_SECONDS``). Shared by batch and definition creates."""
+
+    def __init__(self, submitted_at: float, settle_seconds: float, end: float | None) -> None:
+        self.settled_at = submitted_at + settle_seconds
+        self.end = self.settled_at + UNBOUNDED_GRACE_SECONDS if end is None else end
+        self._pause = 1.0
+
+    def next_listing(self, timed_out: str) -> Operation[None]:
+        """Sleep until the next listing; past ``end``, raise ``RetellTimeoutError(timed_out)``."""
+        now = time.time()
+        if now >= self.end:
+            raise RetellTimeoutError(timed_out)
+        wait = min(
+            self._pause, self.settled_at - now if self.settled_at > now else self._pause, self.end - now
+        )
+        yield Sleep(max(wait, 0.0))
+        self._pause = min(self._pause * 2, MAX_LISTING_PAUSE_SECONDS)
+
+
 def _reconcile(
     intent: CreateIntent, store: IntentStore[BatchTest], settle_seconds: float, end: float | None, log: Any
 ) -> Operation[BatchTest | None]:
     """The batch ``intent`` made, or None once listings since the settle window show none."""
-    pause = 1.0
-    settled_at = intent.submitted_at + settle_seconds
-    if end is None:
-        end = settled_at + UNBOUNDED_GRACE_SECONDS
+    pace = ListingPace(intent.submitted_at, settle_seconds, end)
+    settled_at, end = pace.settled_at, pace.end
     engine = parse_engine_input(intent.engine)
     while True:
         started = time.time()
@@ -306,12 +326,7 @@ def _reconcile(
                     settle_seconds,
                 )
                 return None
-        now = time.time()
-        if now >= end:
-            raise RetellTimeoutError(
-                f"The run's deadline passed while {intent.describe()} still had no known outcome. The "
-                "intent stays recorded: the next try of this task looks for its batch before sending anything."
-            )
-        wait = min(pause, settled_at - now if settled_at > now else pause, end - now)
-        yield Sleep(max(wait, 0.0))
-        pause = min(pause * 2, MAX_LISTING_PAUSE_SECONDS)
+        yield from pace.next_listing(
+            f"The run's deadline passed while {intent.describe()} still had no known outcome. The "
+            "intent stays recorded: the next try of this task looks for its batch before sending anything."
+        )

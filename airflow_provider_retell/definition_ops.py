@@ -31,9 +31,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_retell.creating import (
-    MAX_LISTING_PAUSE_SECONDS,
-    UNBOUNDED_GRACE_SECONDS,
     IntentStore,
+    ListingPace,
 )
 from airflow_provider_retell.definitions import DefinitionSpec
 from airflow_provider_retell.exceptions import (
@@ -277,15 +276,12 @@ def _reconcile(
     log: Any,
 ) -> Operation[TestCaseDefinition | None]:
     """The definition ``intent`` made, or None once listings since the settle window show none."""
-    pause = 1.0
-    settled_at = intent.submitted_at + settle_seconds
-    if end is None:
-        end = settled_at + UNBOUNDED_GRACE_SECONDS
+    pace = ListingPace(intent.submitted_at, settle_seconds, end)
     engine = parse_engine_input(intent.engine)
     while True:
         started = time.time()
         try:
-            listed = yield from list_definitions(engine, end=end)
+            listed = yield from list_definitions(engine, end=pace.end)
         except RetellAPIError as exc:
             if not exc.transient:
                 raise
@@ -309,7 +305,7 @@ def _reconcile(
                     method="POST",
                     path=CREATE_PATH,
                 )
-            if started >= settled_at:
+            if started >= pace.settled_at:
                 log.warning(
                     "No test case definition %r appeared within the %.0f s settle window: sending it again",
                     intent.name,
@@ -317,12 +313,7 @@ def _reconcile(
                 )
                 store.clear()
                 return None
-        now = time.time()
-        if now >= end:
-            raise RetellTimeoutError(
-                f"The deadline passed while {intent.describe()} still had no known outcome. The intent "
-                "stays recorded: the next try of this task looks for it before sending anything."
-            )
-        wait = min(pause, settled_at - now if settled_at > now else pause, end - now)
-        yield Sleep(max(wait, 0.0))
-        pause = min(pause * 2, MAX_LISTING_PAUSE_SECONDS)
+        yield from pace.next_listing(
+            f"The deadline passed while {intent.describe()} still had no known outcome. The intent "
+            "stays recorded: the next try of this task looks for it before sending anything."
+        )
